@@ -1,0 +1,143 @@
+"""Session-wise leave-one-out (paper Section 3.2) and classic leave-one-out (Figure 2).
+
+Session-wise leave-one-out, for one user with m >= 3 sessions::
+
+    time ──────────────────────────────────────────────────────────────────────►
+    │ S1 │ S2 │ ... │ S(m-2) ║ S(m-1)     ║ S(m)       │
+    └──────── train ─────────╨── valid ───╨── test ────┘
+    valid query: history = S1 .. S(m-2)           positives = items of S(m-1) with behavior b
+    test query:  history = S1 .. S(m-1)           positives = items of S(m)   with behavior b
+
+A query never sees any interaction of the session it is asked about, not even the ones that came
+earlier in that session: interactions in one session come from one exposure batch (Section 3.2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from protocols.interactions import Interactions
+from protocols.queries import Queries, gather_ranges
+from protocols.sessions import FilterReport, filter_min_sessions, sessionize
+
+Part = Literal["valid", "test"]
+
+
+def _session_starts(inter: Interactions) -> np.ndarray:
+    """Row index where each user's last and second-to-last sessions start: two ``[n_users]`` arrays."""
+    offsets = inter.user_offsets
+    n = len(inter)
+    # Rows are in canonical order, so a user's session index is non-decreasing along its rows.
+    last_session = inter.session[offsets[1:] - 1]
+    row_key = inter.user * (inter.session.max() + 2) + inter.session
+    width = inter.session.max() + 2
+    users = np.arange(inter.n_users)
+    test_start = np.searchsorted(row_key, users * width + last_session, side="left")
+    valid_start = np.searchsorted(row_key, users * width + last_session - 1, side="left")
+    return np.minimum(valid_start, n), np.minimum(test_start, n)
+
+
+@dataclass(frozen=True)
+class SessionSplit:
+    """The session-wise leave-one-out split of a sessionized log (drawing in the module docstring).
+
+    ``interactions`` holds only users with at least ``min_sessions`` sessions (the removal is in
+    ``filter_report``); ``valid_start[u]`` and ``test_start[u]`` are the global row indices where
+    user u's second-to-last and last sessions begin.
+    """
+
+    interactions: Interactions
+    valid_start: np.ndarray
+    test_start: np.ndarray
+    filter_report: FilterReport
+
+    @classmethod
+    def from_interactions(cls, inter: Interactions, *, min_sessions: int = 3) -> SessionSplit:
+        """Sessionize (if needed), drop users with too few sessions, and find the split points."""
+        if min_sessions < 3:
+            raise ValueError("session-wise leave-one-out needs min_sessions >= 3 (train, valid and test sessions)")
+        if inter.session is None:
+            inter = sessionize(inter)
+        kept, report = filter_min_sessions(inter, min_sessions)
+        valid_start, test_start = _session_starts(kept)
+        return cls(kept, valid_start, test_start, report)
+
+    def _bounds(self, part: Part) -> tuple[np.ndarray, np.ndarray]:
+        if part == "valid":
+            return self.valid_start, self.test_start
+        if part == "test":
+            return self.test_start, self.interactions.user_offsets[1:]
+        raise ValueError(f"part must be 'valid' or 'test', got {part!r}")
+
+    @property
+    def train(self) -> Interactions:
+        """Every interaction before each user's validation session."""
+        inter = self.interactions
+        return inter.take(np.arange(len(inter)) < self.valid_start[inter.user])
+
+    def session_rows(self, part: Part) -> np.ndarray:
+        """Global row indices of every user's validation or test session."""
+        start, end = self._bounds(part)
+        return gather_ranges(start, end)[0]
+
+    def queries(self, part: Part, levels: list[int] | None = None) -> Queries:
+        """One query per (user, behavior b) whose ``part`` session holds b; positives = its items with b.
+
+        ``levels`` defaults to every behavior. Queries are ordered by behavior level, then user.
+        The history is every interaction before the session (not cut; see `Queries.last`).
+        """
+        inter = self.interactions
+        levels = list(range(len(inter.schema.behaviors))) if levels is None else list(levels)
+        rows = self.session_rows(part)
+        rows = rows[np.isin(inter.behavior[rows], levels)]
+        users, beh, items = inter.user[rows], inter.behavior[rows].astype(np.int64), inter.item[rows]
+        n_items, n_beh = inter.n_items, len(inter.schema.behaviors)
+        triples = np.unique((beh * inter.n_users + users) * n_items + items)  # sorted by (b, u, item)
+        pair = triples // n_items
+        q_pair, first = np.unique(pair, return_index=True)
+        q_user = q_pair % inter.n_users
+        q_beh = (q_pair // inter.n_users).astype(np.int8)
+        assert (q_beh < n_beh).all()
+        pos_offsets = np.concatenate([first, [len(triples)]]).astype(np.int64)
+        start, _ = self._bounds(part)
+        hist, offsets = gather_ranges(inter.user_offsets[q_user], start[q_user])
+        return Queries(
+            user=q_user,
+            behavior=q_beh,
+            offsets=offsets,
+            item=inter.item[hist],
+            hist_behavior=inter.behavior[hist],
+            timestamp=inter.timestamp[hist],
+            session=inter.session[hist],
+            pos_offsets=pos_offsets,
+            positives=triples % n_items,
+        )
+
+
+def classic_leave_one_out(inter: Interactions) -> Queries:
+    """Classic leave-one-out on the target behavior (the protocol Figure 2 criticises).
+
+    Per user with at least one target-behavior interaction: the last one is the test target; the
+    history is every interaction before it in canonical order, so a lower-level interaction on the
+    same item at the same second counts as history, as it does in the leave-one-out literature.
+    """
+    target = inter.schema.target_level
+    rows = np.flatnonzero(inter.behavior == target)
+    users, last = np.unique(inter.user[rows][::-1], return_index=True)
+    target_rows = rows[::-1][last]
+    hist, offsets = gather_ranges(inter.user_offsets[users], target_rows)
+    session = inter.session[hist] if inter.session is not None else np.zeros(len(hist), dtype=np.int64)
+    return Queries(
+        user=users,
+        behavior=np.full(len(users), target, dtype=np.int8),
+        offsets=offsets,
+        item=inter.item[hist],
+        hist_behavior=inter.behavior[hist],
+        timestamp=inter.timestamp[hist],
+        session=session,
+        pos_offsets=np.arange(len(users) + 1, dtype=np.int64),
+        positives=inter.item[target_rows],
+    )
