@@ -1,0 +1,139 @@
+"""The ``gamer-bench`` command line: datasets, run, report, perf."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from baselines.registry import PROFILES
+
+
+def _comma_list(text: str | None) -> list[str] | None:
+    return [part.strip() for part in text.split(",") if part.strip()] if text else None
+
+
+def _seeds(args: argparse.Namespace) -> list[int]:
+    if args.seeds:
+        return [int(s) for s in args.seeds.split(",")] if "," in args.seeds else list(range(args.seed, args.seed + int(args.seeds)))
+    return [args.seed]
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from protocols.catalog import BUILTIN
+
+    rows = [[s.name, "yes" if s.available() else "no", s.location(), s.description] for s in BUILTIN.values()]
+    print(tabulate(rows, headers=["name", "present", "read from", "what"], tablefmt="github"))
+    print("\nCustom data: pass --dataset PATH.toml (see README, 'Your own data').")
+    return 0
+
+
+def _target_spec(args: argparse.Namespace):
+    from benchmark.tables import spec_for
+
+    if (args.table is None) == (args.figure is None):
+        raise SystemExit("gamer-bench: give exactly one of --table N or --figure N")
+    return spec_for(table=args.table, figure=args.figure)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from benchmark import runner
+    from benchmark.store import results_dir
+
+    spec = _target_spec(args)
+    root = results_dir(args.results_dir)
+    report = runner.run(
+        spec, root, datasets=_comma_list(args.dataset), models=_comma_list(args.models), profile=args.profile,
+        seeds=_seeds(args), jobs=args.jobs, force=args.force, progress=not args.quiet,
+    )
+    for line in report.skipped:
+        print(f"skipped: {line}", file=sys.stderr)
+    print(f"{spec.id}: {len(report.computed)} cell(s) computed, {len(report.reused)} reused; results in {root}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from benchmark.plots import plot_leakage
+    from benchmark.report import all_documents, render
+    from benchmark.store import results_dir
+
+    root = results_dir(args.results_dir)
+    ids = None if args.table is None and args.figure is None else [_target_spec(args).id]
+    documents = all_documents(root, ids)
+    if args.profile:
+        documents = [d for d in documents if d.profile in (None, args.profile)]
+    if not documents:
+        print(f"no stored results for {', '.join(ids) if ids else 'any table'} under {root}; "
+              "run `gamer-bench run --table N` first", file=sys.stderr)
+        return 1
+    text = render(documents, args.format)
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    plot_dir = Path(args.output).parent if args.output else root / "rendered"
+    for doc in documents:
+        if doc.spec.kind == "leakage":
+            paths = plot_leakage(doc, plot_dir / f"{doc.spec.id}.png")
+            print(f"plot: {', '.join(map(str, paths))}", file=sys.stderr)
+    return 0
+
+
+def cmd_perf(args: argparse.Namespace) -> int:
+    from benchmark import perf
+
+    return perf.main(args.what, repeat=args.repeat)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gamer-bench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("datasets", help="list the built-in datasets and where each is read from").set_defaults(func=cmd_datasets)
+
+    def target(p: argparse.ArgumentParser) -> None:
+        group = p.add_mutually_exclusive_group()
+        group.add_argument("--table", type=int, help="paper table number")
+        group.add_argument("--figure", type=int, help="paper figure number")
+        p.add_argument("--results-dir", help="where results are stored (default: $GAMER_BENCH_RESULTS or ./results)")
+
+    run = sub.add_parser("run", help="train and evaluate what a table or figure needs, and store the results")
+    target(run)
+    run.add_argument("--dataset", help="built-in name(s), comma separated, or a PATH.toml (default: the table's)")
+    run.add_argument("--models", help="registry names of rows, comma separated (default: every row)")
+    run.add_argument("--profile", choices=PROFILES, default="smoke")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--seeds", help="a count (N seeds from --seed) or a comma-separated list")
+    run.add_argument("--jobs", type=int, default=1, help="cells run in parallel processes (joblib)")
+    run.add_argument("--force", action="store_true", help="recompute cells that are already stored")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(func=cmd_run)
+
+    report = sub.add_parser("report", help="render stored results beside the paper's numbers")
+    target(report)
+    report.add_argument("--format", choices=("markdown", "latex", "csv", "json"), default="markdown")
+    report.add_argument("--output", help="write to this file (plots go beside it) instead of stdout")
+    report.add_argument("--profile", choices=PROFILES, help="only this profile (data-only tables always shown)")
+    report.set_defaults(func=cmd_report)
+
+    perf = sub.add_parser("perf", help="measure throughput (slow checks live here, not in the tests)")
+    perf.add_argument("what", choices=("data",), help="data: importers, sessionizing and splitting")
+    perf.add_argument("--repeat", type=int, default=5)
+    perf.set_defaults(func=cmd_perf)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"gamer-bench: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

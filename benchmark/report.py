@@ -1,0 +1,206 @@
+"""Renders stored cells as tables (Markdown, LaTeX, CSV, JSON) with the paper's numbers beside ours.
+
+A document is one table at one profile: the report never mixes profiles. Data-only tables
+(Table 1, Figure 2) have no profile. A ranking row whose model has no stored result reads
+"not run"; with several seeds a value reads "mean ± std" over seeds.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tabulate import tabulate
+
+from benchmark.store import stored_cells
+from benchmark.tables import SPECS, TableSpec
+
+NOT_RUN = "not run"
+FORMATS = ("markdown", "latex", "csv", "json")
+
+
+@dataclass
+class Document:
+    """One rendered unit: a table spec, a profile, our rows and the paper's rows."""
+
+    spec: TableSpec
+    profile: str | None
+    rows: list[dict[str, Any]]
+    header: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        paper = [{k: v for k, v in row.items() if k != "model"} for row in self.spec.paper]
+        return {"id": self.spec.id, "title": self.spec.title, "profile": self.profile, "rows": self.rows, "paper": paper}
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    arr = np.asarray(values, dtype=float)
+    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+
+
+def _ranking_documents(spec: TableSpec, cells: list[dict]) -> list[Document]:
+    by_profile: dict[str, list[dict]] = defaultdict(list)
+    for cell in cells:
+        by_profile[cell["cell"]["profile"]].append(cell)
+    documents = []
+    for profile in sorted(by_profile):
+        grouped: dict[tuple[str, str], list[dict]] = defaultdict(list)
+        datasets = []
+        for cell in by_profile[profile]:
+            key = (cell["cell"]["dataset"], cell["cell"]["model"])
+            grouped[key].append(cell)
+            if key[0] not in datasets:
+                datasets.append(key[0])
+        rows, seeds = [], set()
+        for dataset in datasets:
+            for row in spec.rows:
+                found = grouped.get((dataset, row.model), [])
+                entry: dict[str, Any] = {"dataset": dataset, "model": row.model, "label": row.label}
+                if not found:
+                    rows.append(entry | {c: NOT_RUN for c in spec.columns})
+                    continue
+                for column in spec.columns:
+                    mean, std = _mean_std([c["result"]["metrics"][column] for c in found])
+                    entry[column] = round(mean, 6)
+                    if len(found) > 1:
+                        entry[column + " std"] = round(std, 6)
+                entry["seeds"] = sorted(c["cell"]["seed"] for c in found)
+                entry["queries"] = found[0]["result"]["queries"]
+                seeds.update(entry["seeds"])
+                rows.append(entry)
+        header = [
+            f"Datasets: {', '.join(datasets)} (paper: {spec.paper_dataset})",
+            f"Task: {spec.task.value} item prediction; protocol: session-wise leave-one-out, full ranking",
+            f"Profile: {profile}; seeds: {', '.join(map(str, sorted(seeds))) or '-'}",
+        ]
+        documents.append(Document(spec, profile, rows, header))
+    return documents
+
+
+def documents_for(spec: TableSpec, root: Path) -> list[Document]:
+    cells = stored_cells(root, spec.id)
+    if spec.kind == "ranking":
+        return _ranking_documents(spec, cells)
+    if not cells:
+        return []
+    if spec.kind == "dataset-stats":
+        rows = [c["result"]["row"] | {"users removed (< 3 sessions)": c["result"]["filter"]["users_removed"]} for c in cells]
+        header = ["Users with fewer than three sessions removed; items = distinct items interacted after the filter"]
+    else:
+        rows = [row for c in cells for row in c["result"]["rows"]]
+        header = ["Classic leave-one-out on the whole dataset (no session filter); target = last target-behavior interaction"]
+    return [Document(spec, None, rows, header)]
+
+
+# -- rendering -------------------------------------------------------------------------------------
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _cell_text(row: dict, column: str) -> str:
+    value = row.get(column, "")
+    if column + " std" in row:
+        return f"{value:.4f} ± {row[column + ' std']:.4f}"
+    return _fmt(value)
+
+
+def _grid(doc: Document) -> tuple[list[str], list[list[str]]]:
+    """Headers and body lines, ours and the paper's beside each other."""
+    spec = doc.spec
+    if spec.kind == "ranking":
+        headers = ["Model", "Source"] + list(spec.columns)
+        paper = {p["model"]: p for p in spec.paper}
+        body = []
+        for row in doc.rows:
+            body.append([row["label"], f"ours ({row['dataset']})"] + [_cell_text(row, c) for c in spec.columns])
+            if row["model"] in paper:
+                body.append(["", f"paper ({spec.paper_dataset})"] + [_fmt(paper[row["model"]][c]) for c in spec.columns])
+        return headers, body
+    if spec.kind == "leakage":
+        headers = ["dataset", "variant"] + [f"k={k}" for k in sorted({r["k"] for r in doc.rows})]
+        table: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
+        for r in doc.rows:
+            table[(r["dataset"], r["variant"])][r["k"]] = r["ratio"]
+        body = [[d, v] + [_fmt(ratios[k]) for k in sorted(ratios)] for (d, v), ratios in table.items()]
+        return headers, body
+    columns = list(doc.rows[0]) if doc.rows else list(spec.columns)
+    headers = ["Source"] + columns
+    body = [["ours"] + [_fmt(r.get(c, "")) for c in columns] for r in doc.rows]
+    body += [["paper"] + [_fmt(p.get(c, "")) for c in columns] for p in spec.paper]
+    return headers, body
+
+
+def _title(doc: Document) -> str:
+    name = doc.spec.id.replace("-", " ").capitalize()
+    return f"{name}: {doc.spec.title}" + (f" [profile: {doc.profile}]" if doc.profile else "")
+
+
+def to_markdown(doc: Document) -> str:
+    headers, body = _grid(doc)
+    lines = [f"### {_title(doc)}", ""] + [f"- {h}" for h in doc.header]
+    if doc.spec.note:
+        lines.append(f"- Note: {doc.spec.note}")
+    lines += ["", tabulate(body, headers=headers, tablefmt="github", disable_numparse=True), ""]
+    return "\n".join(lines)
+
+
+_LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$"}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in text)
+
+
+def to_latex(doc: Document) -> str:
+    """A booktabs table that compiles as is (needs \\usepackage{booktabs})."""
+    headers, body = _grid(doc)
+    align = "ll" + "r" * (len(headers) - 2)
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\caption{" + latex_escape(_title(doc)) + " " + latex_escape("; ".join(doc.header)) + "}",
+        r"\label{tab:" + doc.spec.id + (f"-{doc.profile}" if doc.profile else "") + "}",
+        r"\begin{tabular}{" + align + "}",
+        r"\toprule",
+        " & ".join(latex_escape(h) for h in headers) + r" \\",
+        r"\midrule",
+    ]
+    lines += [" & ".join(latex_escape(cell) for cell in line) + r" \\" for line in body]
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
+    return "\n".join(lines)
+
+
+def to_csv(doc: Document) -> str:
+    headers, body = _grid(doc)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["table", "profile"] + headers)
+    writer.writerows([doc.spec.id, doc.profile or ""] + line for line in body)
+    return buffer.getvalue()
+
+
+def render(documents: list[Document], fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+    if fmt == "json":
+        payload = [d.as_json() for d in documents]
+        return json.dumps(payload[0] if len(payload) == 1 else payload, indent=2) + "\n"
+    renderer = {"markdown": to_markdown, "latex": to_latex, "csv": to_csv}[fmt]
+    return "\n".join(renderer(d) for d in documents)
+
+
+def all_documents(root: Path, ids: list[str] | None = None) -> list[Document]:
+    """Documents of the given table ids (every registered one by default), in registry order."""
+    chosen = ids or list(SPECS)
+    return [doc for table_id in chosen for doc in documents_for(SPECS[table_id], root)]

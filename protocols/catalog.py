@@ -1,0 +1,238 @@
+"""Built-in datasets and custom datasets described by a TOML file.
+
+Built-ins: ``synthetic`` (embedded, generated from a seed), ``ml100k-mb`` (the MovieLens-100K file
+the recbole package ships), ``retailrocket`` and ``taobao-sample`` (read from the data folder:
+``$GAMER_BENCH_DATA``, else ``../shared/data`` beside the repository).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from protocols.interactions import Interactions, Schema, SessionRule
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def data_dir() -> Path:
+    """Where real datasets live: ``$GAMER_BENCH_DATA``, else ``../shared/data`` from the repo root."""
+    env = os.environ.get("GAMER_BENCH_DATA")
+    if env:
+        return Path(env)
+    for root in (REPO_ROOT, Path.cwd()):
+        candidate = root.parent / "shared" / "data"
+        if candidate.is_dir():
+            return candidate
+    return REPO_ROOT.parent / "shared" / "data"
+
+
+def recbole_ml100k_path() -> Path | None:
+    """The ml-100k atomic file inside the installed recbole package (found without importing it)."""
+    spec = importlib.util.find_spec("recbole")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0]) / "dataset_example" / "ml-100k" / "ml-100k.inter"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A named dataset: where it is read from, and how to load it into `Interactions`."""
+
+    name: str
+    description: str
+    locate: Callable[[], Path | None]
+    read: Callable[[Path | None], Interactions]
+    paper_counterpart: str = ""
+
+    def location(self) -> str:
+        path = self.locate()
+        return "embedded (generated from a seed)" if path is None else str(path)
+
+    def available(self) -> bool:
+        path = self.locate()
+        return path is None or path.exists()
+
+    def load(self) -> Interactions:
+        path = self.locate()
+        if path is not None and not path.exists():
+            raise FileNotFoundError(
+                f"dataset {self.name!r} expects {path}, which does not exist; set GAMER_BENCH_DATA "
+                "to the folder holding the data (see the README)"
+            )
+        return self.read(path)
+
+
+def _synthetic(_: Path | None) -> Interactions:
+    from protocols.synthetic import SyntheticConfig, generate
+
+    return generate(SyntheticConfig())
+
+
+def _ml100k_location() -> Path:
+    found = recbole_ml100k_path()
+    if found is None:
+        # A path that cannot exist, so `available()` says no and `load()` names the missing package.
+        return Path("<recbole not installed: pip install recbole (on Python 3.12+: pip install --no-deps recbole)>")
+    return found
+
+
+def _ml100k(path: Path | None) -> Interactions:
+    from protocols.formats import read_recbole_inter
+
+    # The multi-behavior literature (MB-GMN, KHGT) splits MovieLens ratings into three behaviors.
+    schema = Schema("ml100k-mb", ("dislike", "neutral", "like"), SessionRule.day("UTC"))
+    return read_recbole_inter(path, schema=schema, behavior_field="rating", rating_edges=[3, 4])
+
+
+def _retailrocket(path: Path | None) -> Interactions:
+    from protocols.formats import read_table
+
+    schema = Schema("retailrocket", ("view", "cart", "buy"), SessionRule.gap(30))
+    columns = {"user": "user_id", "item": "item_id", "behavior": "behavior", "timestamp": "timestamp"}
+    return read_table(path, schema=schema, columns=columns)
+
+
+def _taobao(path: Path | None) -> Interactions:
+    from protocols.formats import read_taobao_userbehavior
+
+    # The UserBehavior timestamps are unix seconds; its days are China days (UTC+8).
+    schema = Schema("taobao-sample", ("pv", "fav", "cart", "buy"), SessionRule.day("Asia/Shanghai"))
+    return read_taobao_userbehavior(path, schema=schema)
+
+
+BUILTIN: dict[str, DatasetSpec] = {
+    spec.name: spec
+    for spec in (
+        DatasetSpec(
+            "synthetic",
+            "ShortVideoAD-like synthetic log: p3s < click < conversion, 15-min sessions, 4-level SIDs",
+            lambda: None,
+            _synthetic,
+            "ShortVideoAD",
+        ),
+        DatasetSpec(
+            "ml100k-mb",
+            "MovieLens-100K as multi-behavior: dislike (<=2) < neutral (3) < like (>=4), daily sessions (UTC)",
+            _ml100k_location,
+            _ml100k,
+        ),
+        DatasetSpec(
+            "retailrocket",
+            "RetailRocket: view < cart < buy, new session after 30 min of inactivity",
+            lambda: data_dir() / "retailrocket" / "interactions.csv",
+            _retailrocket,
+            "Tmall (stand-in)",
+        ),
+        DatasetSpec(
+            "taobao-sample",
+            "Taobao UserBehavior sample: pv < fav < cart < buy, daily sessions (UTC+8)",
+            lambda: data_dir() / "taobao-userbehavior-sample" / "UserBehavior.csv",
+            _taobao,
+            "JData (stand-in)",
+        ),
+    )
+}
+
+_TOML_KEYS = {
+    "name", "path", "format", "behaviors", "target", "timezone", "columns", "session",
+    "behavior_map", "rating_edges", "separator", "header", "description",
+}
+_SESSION_KEYS = {"rule", "minutes", "timezone"}
+_COLUMN_KEYS = {"user", "item", "behavior", "timestamp"}
+_FORMATS = ("csv", "tsv", "parquet", "gamer", "sslrec", "taobao", "recbole")
+
+
+def _unknown(found: set[str], allowed: set[str], where: str, toml: Path) -> None:
+    extra = sorted(found - allowed)
+    if extra:
+        raise ValueError(f"{toml}: unknown key(s) {extra} in {where}; allowed keys: {sorted(allowed)}")
+
+
+def _session_rule(table: dict, toml: Path, timezone: str) -> SessionRule:
+    _unknown(set(table), _SESSION_KEYS, "[session]", toml)
+    rule = table.get("rule")
+    if rule == "gap":
+        if "minutes" not in table:
+            raise ValueError(f"{toml}: [session] rule = 'gap' needs 'minutes' (e.g. minutes = 30)")
+        return SessionRule.gap(float(table["minutes"]))
+    if rule == "day":
+        return SessionRule.day(str(table.get("timezone", timezone)))
+    if rule == "file":
+        return SessionRule.from_file()
+    raise ValueError(f"{toml}: [session] rule must be 'gap', 'day' or 'file', found {rule!r}")
+
+
+def dataset_from_toml(toml: Path) -> DatasetSpec:
+    """A custom dataset from a TOML description (every key is in the README; unknown keys are errors)."""
+    toml = Path(toml)
+    try:
+        config = tomllib.loads(toml.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{toml}: not valid TOML: {error}") from error
+    _unknown(set(config), _TOML_KEYS, "the top level", toml)
+    for key in ("path", "format", "behaviors", "session"):
+        if key not in config:
+            raise ValueError(f"{toml}: missing required key {key!r}")
+    fmt = config["format"]
+    if fmt not in _FORMATS:
+        raise ValueError(f"{toml}: format must be one of {list(_FORMATS)}, found {fmt!r}")
+    behaviors = tuple(config["behaviors"])
+    target = config.get("target", behaviors[-1] if behaviors else None)
+    if not behaviors or target != behaviors[-1]:
+        raise ValueError(
+            f"{toml}: 'target' ({target!r}) must be the highest-level behavior, i.e. the last of "
+            f"'behaviors' (lowest level first): {list(behaviors)}"
+        )
+    timezone = str(config.get("timezone", "UTC"))
+    rule = _session_rule(config["session"], toml, timezone)
+    columns = dict(config.get("columns", {}))
+    _unknown(set(columns), _COLUMN_KEYS, "[columns]", toml)
+    name = str(config.get("name", toml.stem))
+    path = Path(config["path"])
+    if not path.is_absolute():
+        path = toml.parent / path
+    schema = Schema(name, behaviors, rule)
+
+    def read(p: Path | None) -> Interactions:
+        from protocols import formats
+
+        if fmt in ("csv", "tsv", "parquet"):
+            cols = {"user": "user_id", "item": "item_id", "behavior": "behavior", "timestamp": "timestamp"} | columns
+            return formats.read_table(
+                p, schema=schema, columns=cols, format=fmt, separator=config.get("separator"),
+                header=config.get("header", True), behavior_map=config.get("behavior_map"),
+                rating_edges=config.get("rating_edges"), timezone=timezone,
+            )
+        if fmt == "gamer":
+            return formats.read_gamer_release(p, name=config.get("name"), timezone=timezone)
+        if fmt == "sslrec":
+            return formats.read_sslrec(p, list(behaviors), name=name, session_rule=rule)
+        if fmt == "taobao":
+            return formats.read_taobao_userbehavior(p, schema=schema)
+        return formats.read_recbole_inter(
+            p, schema=schema, behavior_field=columns.get("behavior"),
+            rating_edges=config.get("rating_edges"), behavior_map=config.get("behavior_map"),
+        )
+
+    return DatasetSpec(name, str(config.get("description", f"custom dataset from {toml}")), lambda: path, read)
+
+
+def resolve(name_or_path: str) -> DatasetSpec:
+    """A built-in name, or the path of a TOML file describing a custom dataset."""
+    if name_or_path in BUILTIN:
+        return BUILTIN[name_or_path]
+    if name_or_path.endswith(".toml"):
+        if not Path(name_or_path).exists():
+            raise FileNotFoundError(f"dataset description {name_or_path} does not exist")
+        return dataset_from_toml(Path(name_or_path))
+    raise ValueError(f"unknown dataset {name_or_path!r}: use one of {sorted(BUILTIN)} or a path to a .toml file")
