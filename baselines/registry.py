@@ -33,12 +33,7 @@ class ModelEntry:
         return self.factory(seed=seed, **self.hyperparameters(profile))
 
 
-MODELS: dict[str, ModelEntry] = {
-    entry.name: entry
-    for entry in (
-        ModelEntry("rule_based", "Rule-Based", RuleBased),
-    )
-}
+MODELS: dict[str, ModelEntry] = {entry.name: entry for entry in (ModelEntry("rule_based", "Rule-Based", RuleBased),)}
 
 
 def get(name: str) -> ModelEntry:

@@ -15,7 +15,11 @@ def _comma_list(text: str | None) -> list[str] | None:
 
 def _seeds(args: argparse.Namespace) -> list[int]:
     if args.seeds:
-        return [int(s) for s in args.seeds.split(",")] if "," in args.seeds else list(range(args.seed, args.seed + int(args.seeds)))
+        return (
+            [int(s) for s in args.seeds.split(",")]
+            if "," in args.seeds
+            else list(range(args.seed, args.seed + int(args.seeds)))
+        )
     return [args.seed]
 
 
@@ -45,8 +49,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     spec = _target_spec(args)
     root = results_dir(args.results_dir)
     report = runner.run(
-        spec, root, datasets=_comma_list(args.dataset), models=_comma_list(args.models), profile=args.profile,
-        seeds=_seeds(args), jobs=args.jobs, force=args.force, progress=not args.quiet,
+        spec,
+        root,
+        datasets=_comma_list(args.dataset),
+        models=_comma_list(args.models),
+        profile=args.profile,
+        seeds=_seeds(args),
+        jobs=args.jobs,
+        force=args.force,
+        progress=not args.quiet,
     )
     for line in report.skipped:
         print(f"skipped: {line}", file=sys.stderr)
@@ -65,8 +76,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.profile:
         documents = [d for d in documents if d.profile in (None, args.profile)]
     if not documents:
-        print(f"no stored results for {', '.join(ids) if ids else 'any table'} under {root}; "
-              "run `gamer-bench run --table N` first", file=sys.stderr)
+        print(
+            f"no stored results for {', '.join(ids) if ids else 'any table'} under {root}; "
+            "run `gamer-bench run --table N` first",
+            file=sys.stderr,
+        )
         return 1
     text = render(documents, args.format)
     if args.output:
@@ -92,7 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gamer-bench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("datasets", help="list the built-in datasets and where each is read from").set_defaults(func=cmd_datasets)
+    sub.add_parser("datasets", help="list the built-in datasets and where each is read from").set_defaults(
+        func=cmd_datasets
+    )
 
     def target(p: argparse.ArgumentParser) -> None:
         group = p.add_mutually_exclusive_group()

@@ -29,8 +29,13 @@ def _importers() -> list[tuple[str, str, Callable[[], object]]]:
     sslrec = root / "retailrocket" / "sslrec-format"
     return [
         ("table (csv)", "retailrocket/interactions.csv", BUILTIN["retailrocket"].load),
-        ("sslrec matrices", "retailrocket/sslrec-format",
-         lambda: formats.read_sslrec(sslrec, ["view", "cart", "buy"], name="retailrocket", session_rule=SessionRule.gap(30))),
+        (
+            "sslrec matrices",
+            "retailrocket/sslrec-format",
+            lambda: formats.read_sslrec(
+                sslrec, ["view", "cart", "buy"], name="retailrocket", session_rule=SessionRule.gap(30)
+            ),
+        ),
         ("taobao UserBehavior", "taobao-userbehavior-sample", BUILTIN["taobao-sample"].load),
         ("recbole atomic", "ml-100k.inter (recbole)", BUILTIN["ml100k-mb"].load),
         ("synthetic generator", "embedded default", BUILTIN["synthetic"].load),
@@ -70,12 +75,28 @@ def perf_data(repeat: int) -> list[list[object]]:
             return split, split.queries("valid"), Task.BEHAVIOR_SPECIFIC.queries(split, "test")
 
         seconds, _ = best_of(repeat, protocol)
-        rows.append(["sessionize + filter + split + queries", "retailrocket", len(inter),
-                     f"{seconds * 1e3:.1f}", f"{len(inter) / seconds:,.0f}"])
-        total, _ = best_of(repeat, lambda: (lambda i: SessionSplit.from_interactions(i).queries("test"))(
-            BUILTIN["retailrocket"].load()))
-        rows.append(["load + sessionize + split (end to end)", "retailrocket", len(inter),
-                     f"{total * 1e3:.1f}", f"{len(inter) / total:,.0f}"])
+        rows.append(
+            [
+                "sessionize + filter + split + queries",
+                "retailrocket",
+                len(inter),
+                f"{seconds * 1e3:.1f}",
+                f"{len(inter) / seconds:,.0f}",
+            ]
+        )
+        total, _ = best_of(
+            repeat,
+            lambda: (lambda i: SessionSplit.from_interactions(i).queries("test"))(BUILTIN["retailrocket"].load()),
+        )
+        rows.append(
+            [
+                "load + sessionize + split (end to end)",
+                "retailrocket",
+                len(inter),
+                f"{total * 1e3:.1f}",
+                f"{len(inter) / total:,.0f}",
+            ]
+        )
     return rows
 
 

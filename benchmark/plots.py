@@ -19,11 +19,13 @@ def plot_leakage(doc: Document, path: Path) -> list[Path]:
     """
     datasets = list(dict.fromkeys(r["dataset"] for r in doc.rows))
     fig, axes = plt.subplots(1, len(datasets), figsize=(3.2 * len(datasets), 3.0), squeeze=False, sharey=True)
-    for ax, dataset in zip(axes[0], datasets):
+    for ax, dataset in zip(axes[0], datasets, strict=True):
         for variant, style in (("original", "-o"), ("processed", "--s")):
-            points = sorted((r["k"], r["ratio"]) for r in doc.rows if r["dataset"] == dataset and r["variant"] == variant)
+            points = sorted(
+                (r["k"], r["ratio"]) for r in doc.rows if r["dataset"] == dataset and r["variant"] == variant
+            )
             if points:
-                ks, ratios = zip(*points)
+                ks, ratios = zip(*points, strict=True)
                 ax.plot(ks, ratios, style, label=variant, markersize=3)
         ax.set_title(dataset)
         ax.set_xlabel("k")

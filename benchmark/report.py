@@ -36,7 +36,13 @@ class Document:
 
     def as_json(self) -> dict[str, Any]:
         paper = [{k: v for k, v in row.items() if k != "model"} for row in self.spec.paper]
-        return {"id": self.spec.id, "title": self.spec.title, "profile": self.profile, "rows": self.rows, "paper": paper}
+        return {
+            "id": self.spec.id,
+            "title": self.spec.title,
+            "profile": self.profile,
+            "rows": self.rows,
+            "paper": paper,
+        }
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -90,11 +96,15 @@ def documents_for(spec: TableSpec, root: Path) -> list[Document]:
     if not cells:
         return []
     if spec.kind == "dataset-stats":
-        rows = [c["result"]["row"] | {"users removed (< 3 sessions)": c["result"]["filter"]["users_removed"]} for c in cells]
+        rows = [
+            c["result"]["row"] | {"users removed (< 3 sessions)": c["result"]["filter"]["users_removed"]} for c in cells
+        ]
         header = ["Users with fewer than three sessions removed; items = distinct items interacted after the filter"]
     else:
         rows = [row for c in cells for row in c["result"]["rows"]]
-        header = ["Classic leave-one-out on the whole dataset (no session filter); target = last target-behavior interaction"]
+        header = [
+            "Classic leave-one-out on the whole dataset (no session filter); target = last target-behavior interaction"
+        ]
     return [Document(spec, None, rows, header)]
 
 
@@ -124,7 +134,9 @@ def _grid(doc: Document) -> tuple[list[str], list[list[str]]]:
         for row in doc.rows:
             body.append([row["label"], f"ours ({row['dataset']})"] + [_cell_text(row, c) for c in spec.columns])
             if row["model"] in paper:
-                body.append(["", f"paper ({spec.paper_dataset})"] + [_fmt(paper[row["model"]][c]) for c in spec.columns])
+                body.append(
+                    ["", f"paper ({spec.paper_dataset})"] + [_fmt(paper[row["model"]][c]) for c in spec.columns]
+                )
         return headers, body
     if spec.kind == "leakage":
         headers = ["dataset", "variant"] + [f"k={k}" for k in sorted({r["k"] for r in doc.rows})]
@@ -154,8 +166,19 @@ def to_markdown(doc: Document) -> str:
     return "\n".join(lines)
 
 
-_LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$"}
+_LATEX_ESCAPES = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "±": r"$\pm$",
+}
 
 
 def latex_escape(text: str) -> str:

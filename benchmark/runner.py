@@ -71,8 +71,11 @@ def _dataset_stats(cell: Cell) -> dict[str, Any]:
     report = split.filter_report
     return {
         "row": {"dataset": split.interactions.schema.name} | split.interactions.summary(),
-        "filter": {"reason": report.reason, "users_removed": report.users_removed,
-                   "interactions_removed": report.interactions_removed},
+        "filter": {
+            "reason": report.reason,
+            "users_removed": report.users_removed,
+            "interactions_removed": report.interactions_removed,
+        },
         "session_rule": split.interactions.schema.session_rule.describe(),
     }
 
@@ -103,7 +106,9 @@ def _leakage(cell: Cell) -> dict[str, Any]:
     for variant, queries in (("original", original), ("processed", processed)):
         ranked = RuleBased().recommend(queries, max(LEAKAGE_KS))
         scores = metrics.evaluate(ranked, queries.positive_sets(), ks=LEAKAGE_KS)
-        rows += [{"dataset": inter.schema.name, "variant": variant, "k": k, "ratio": scores[f"HR@{k}"]} for k in LEAKAGE_KS]
+        rows += [
+            {"dataset": inter.schema.name, "variant": variant, "k": k, "ratio": scores[f"HR@{k}"]} for k in LEAKAGE_KS
+        ]
     return {"rows": rows, "targets": len(original), "processed_removed": removed}
 
 

@@ -43,7 +43,9 @@ class Cell:
 
     def path(self, root: Path) -> Path:
         dataset = Path(self.dataset).stem if self.dataset.endswith(".toml") else self.dataset
-        return root / "cells" / self.table / dataset / (self.model or "_") / f"{self.profile or '_'}-seed{self.seed}.json"
+        return (
+            root / "cells" / self.table / dataset / (self.model or "_") / f"{self.profile or '_'}-seed{self.seed}.json"
+        )
 
     def describe(self) -> str:
         parts = [self.table, self.dataset] + [p for p in (self.model, self.profile) if p] + [f"seed {self.seed}"]
@@ -56,7 +58,10 @@ def code_version() -> str:
         try:
             out = subprocess.run(
                 ["git", "-C", str(REPO_ROOT), "describe", "--always", "--dirty", "--abbrev=12"],
-                capture_output=True, text=True, timeout=10, check=True,
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=True,
             )
             return out.stdout.strip()
         except (OSError, subprocess.SubprocessError):

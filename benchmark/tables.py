@@ -56,51 +56,74 @@ class TableSpec:
 
 
 def _metric_rows(group: str, entries: list[tuple[str, str, tuple[float, ...]]], columns) -> list[dict]:
-    return [{"group": group, "model": model, "label": label} | dict(zip(columns, values)) for model, label, values in entries]
+    return [
+        {"group": group, "model": model, "label": label} | dict(zip(columns, values, strict=True))
+        for model, label, values in entries
+    ]
 
 
 _T2 = TABLE2_METRICS
 _TABLE2_PAPER = (
-    _metric_rows("Sequential Recommendation", [
-        ("rule_based", "Rule-Based", (0.0158, 0.0564, 0.0841, 0.0123, 0.0426, 0.0626, 0.0298, 0.0364)),
-        ("gru4rec", "GRU4Rec", (0.0256, 0.0847, 0.1349, 0.0175, 0.0613, 0.0993, 0.0438, 0.0561)),
-        ("sasrec", "SASRec", (0.0245, 0.0894, 0.1455, 0.0162, 0.0622, 0.1051, 0.0438, 0.0577)),
-        ("bert4rec", "BERT4Rec", (0.0204, 0.0747, 0.1212, 0.0138, 0.0511, 0.0849, 0.0362, 0.0474)),
-        ("tiger", "TIGER", (0.0249, 0.0873, 0.1342, 0.0176, 0.0630, 0.0970, 0.0447, 0.0559)),
-    ], _T2)
-    + _metric_rows("Multi-Behavior Recommendation", [
-        ("mbgmn", "MB-GMN", (0.0046, 0.0108, 0.0171, 0.0037, 0.0093, 0.0144, 0.0066, 0.0083)),
-        ("smbrec", "S-MBRec", (0.0013, 0.0108, 0.0168, 0.0013, 0.0094, 0.0138, 0.0051, 0.0067)),
-    ], _T2)
-    + _metric_rows("Multi-Behavior Sequential Recommendation", [
-        ("sasrec_b", "SASRec_B", (0.0237, 0.0891, 0.1471, 0.0183, 0.0632, 0.1059, 0.0449, 0.0592)),
-        ("bert4rec_b", "BERT4Rec_B", (0.0017, 0.0090, 0.0176, 0.0007, 0.0032, 0.0069, 0.0028, 0.0040)),
-        ("pbat", "PBAT", (0.0157, 0.0683, 0.1137, 0.0115, 0.0494, 0.0816, 0.0328, 0.0436)),
-        ("mbht", "MBHT", (0.0290, 0.0951, 0.1526, 0.0202, 0.0650, 0.1073, 0.0480, 0.0619)),
-        ("mbstr", "MB-STR", (0.0290, 0.0940, 0.1515, 0.0212, 0.0667, 0.1104, 0.0488, 0.0631)),
-    ], _T2)
-    + _metric_rows("Multi-Behavior Generative Recommendation", [
-        ("tiger_mb", "TIGER_MB (SID)", (0.0283, 0.0967, 0.1505, 0.0207, 0.0697, 0.1094, 0.0497, 0.0627)),
-        ("mbgen_cid", "MBGen (CID)", (0.0288, 0.1009, 0.1531, 0.0198, 0.0709, 0.1090, 0.0510, 0.0635)),
-        ("mbgen_sid", "MBGen (SID)", (0.0276, 0.1012, 0.1622, 0.0202, 0.0736, 0.1205, 0.0518, 0.0673)),
-        ("gamer_cid", "GAMER (CID)", (0.0381, 0.1158, 0.1759, 0.0272, 0.0850, 0.1292, 0.0620, 0.0766)),
-        ("gamer_sid", "GAMER (SID)", (0.0394, 0.1280, 0.1944, 0.0292, 0.0966, 0.1478, 0.0687, 0.0856)),
-    ], _T2)
+    _metric_rows(
+        "Sequential Recommendation",
+        [
+            ("rule_based", "Rule-Based", (0.0158, 0.0564, 0.0841, 0.0123, 0.0426, 0.0626, 0.0298, 0.0364)),
+            ("gru4rec", "GRU4Rec", (0.0256, 0.0847, 0.1349, 0.0175, 0.0613, 0.0993, 0.0438, 0.0561)),
+            ("sasrec", "SASRec", (0.0245, 0.0894, 0.1455, 0.0162, 0.0622, 0.1051, 0.0438, 0.0577)),
+            ("bert4rec", "BERT4Rec", (0.0204, 0.0747, 0.1212, 0.0138, 0.0511, 0.0849, 0.0362, 0.0474)),
+            ("tiger", "TIGER", (0.0249, 0.0873, 0.1342, 0.0176, 0.0630, 0.0970, 0.0447, 0.0559)),
+        ],
+        _T2,
+    )
+    + _metric_rows(
+        "Multi-Behavior Recommendation",
+        [
+            ("mbgmn", "MB-GMN", (0.0046, 0.0108, 0.0171, 0.0037, 0.0093, 0.0144, 0.0066, 0.0083)),
+            ("smbrec", "S-MBRec", (0.0013, 0.0108, 0.0168, 0.0013, 0.0094, 0.0138, 0.0051, 0.0067)),
+        ],
+        _T2,
+    )
+    + _metric_rows(
+        "Multi-Behavior Sequential Recommendation",
+        [
+            ("sasrec_b", "SASRec_B", (0.0237, 0.0891, 0.1471, 0.0183, 0.0632, 0.1059, 0.0449, 0.0592)),
+            ("bert4rec_b", "BERT4Rec_B", (0.0017, 0.0090, 0.0176, 0.0007, 0.0032, 0.0069, 0.0028, 0.0040)),
+            ("pbat", "PBAT", (0.0157, 0.0683, 0.1137, 0.0115, 0.0494, 0.0816, 0.0328, 0.0436)),
+            ("mbht", "MBHT", (0.0290, 0.0951, 0.1526, 0.0202, 0.0650, 0.1073, 0.0480, 0.0619)),
+            ("mbstr", "MB-STR", (0.0290, 0.0940, 0.1515, 0.0212, 0.0667, 0.1104, 0.0488, 0.0631)),
+        ],
+        _T2,
+    )
+    + _metric_rows(
+        "Multi-Behavior Generative Recommendation",
+        [
+            ("tiger_mb", "TIGER_MB (SID)", (0.0283, 0.0967, 0.1505, 0.0207, 0.0697, 0.1094, 0.0497, 0.0627)),
+            ("mbgen_cid", "MBGen (CID)", (0.0288, 0.1009, 0.1531, 0.0198, 0.0709, 0.1090, 0.0510, 0.0635)),
+            ("mbgen_sid", "MBGen (SID)", (0.0276, 0.1012, 0.1622, 0.0202, 0.0736, 0.1205, 0.0518, 0.0673)),
+            ("gamer_cid", "GAMER (CID)", (0.0381, 0.1158, 0.1759, 0.0272, 0.0850, 0.1292, 0.0620, 0.0766)),
+            ("gamer_sid", "GAMER (SID)", (0.0394, 0.1280, 0.1944, 0.0292, 0.0966, 0.1478, 0.0687, 0.0856)),
+        ],
+        _T2,
+    )
 )
 
-_TABLE4_PAPER = _metric_rows("", [
-    ("rule_based", "Rule-Based", (0.0650, 0.1010, 0.0276, 0.0339)),
-    ("gru4rec_b", "GRU4Rec_B", (0.1046, 0.1592, 0.0417, 0.0515)),
-    ("sasrec_b", "SASRec_B", (0.1102, 0.1695, 0.0441, 0.0550)),
-    ("bert4rec_b", "BERT4Rec_B", (0.0727, 0.1138, 0.0265, 0.0326)),
-    ("pbat", "PBAT", (0.0834, 0.1334, 0.0318, 0.0404)),
-    ("mbstr", "MB-STR", (0.1017, 0.1595, 0.0414, 0.0518)),
-    ("tiger_mb", "TIGER_MB (SID)", (0.1087, 0.1627, 0.0443, 0.0540)),
-    ("mbgen_cid", "MBGen (CID)", (0.1108, 0.1627, 0.0453, 0.0542)),
-    ("mbgen_sid", "MBGen (SID)", (0.1179, 0.1774, 0.0493, 0.0603)),
-    ("gamer_cid", "GAMER (CID)", (0.1277, 0.1851, 0.0543, 0.0646)),
-    ("gamer_sid", "GAMER (SID)", (0.1443, 0.2129, 0.0621, 0.0753)),
-], TABLE4_METRICS)
+_TABLE4_PAPER = _metric_rows(
+    "",
+    [
+        ("rule_based", "Rule-Based", (0.0650, 0.1010, 0.0276, 0.0339)),
+        ("gru4rec_b", "GRU4Rec_B", (0.1046, 0.1592, 0.0417, 0.0515)),
+        ("sasrec_b", "SASRec_B", (0.1102, 0.1695, 0.0441, 0.0550)),
+        ("bert4rec_b", "BERT4Rec_B", (0.0727, 0.1138, 0.0265, 0.0326)),
+        ("pbat", "PBAT", (0.0834, 0.1334, 0.0318, 0.0404)),
+        ("mbstr", "MB-STR", (0.1017, 0.1595, 0.0414, 0.0518)),
+        ("tiger_mb", "TIGER_MB (SID)", (0.1087, 0.1627, 0.0443, 0.0540)),
+        ("mbgen_cid", "MBGen (CID)", (0.1108, 0.1627, 0.0453, 0.0542)),
+        ("mbgen_sid", "MBGen (SID)", (0.1179, 0.1774, 0.0493, 0.0603)),
+        ("gamer_cid", "GAMER (CID)", (0.1277, 0.1851, 0.0543, 0.0646)),
+        ("gamer_sid", "GAMER (SID)", (0.1443, 0.2129, 0.0621, 0.0753)),
+    ],
+    TABLE4_METRICS,
+)
 
 
 def _rows(paper: list[dict]) -> tuple[Row, ...]:
@@ -119,7 +142,13 @@ SPECS: dict[str, TableSpec] = {
             columns=("dataset", "users", "items", "sessions", "interactions"),
             datasets=ALL_BUILTIN,
             paper=(
-                {"dataset": "ShortVideoAD", "users": 48779, "items": 168530, "sessions": 1874719, "interactions": 7877083},
+                {
+                    "dataset": "ShortVideoAD",
+                    "users": 48779,
+                    "items": 168530,
+                    "sessions": 1874719,
+                    "interactions": 7877083,
+                },
                 {"dataset": "Tmall", "users": 217374, "items": 379450, "sessions": 856756, "interactions": 3818122},
                 {"dataset": "JData", "users": 10010, "items": 17100, "sessions": 195860, "interactions": 1643212},
             ),

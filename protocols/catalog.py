@@ -144,8 +144,19 @@ BUILTIN: dict[str, DatasetSpec] = {
 }
 
 _TOML_KEYS = {
-    "name", "path", "format", "behaviors", "target", "timezone", "columns", "session",
-    "behavior_map", "rating_edges", "separator", "header", "description",
+    "name",
+    "path",
+    "format",
+    "behaviors",
+    "target",
+    "timezone",
+    "columns",
+    "session",
+    "behavior_map",
+    "rating_edges",
+    "separator",
+    "header",
+    "description",
 }
 _SESSION_KEYS = {"rule", "minutes", "timezone"}
 _COLUMN_KEYS = {"user", "item", "behavior", "timestamp"}
@@ -209,9 +220,15 @@ def dataset_from_toml(toml: Path) -> DatasetSpec:
         if fmt in ("csv", "tsv", "parquet"):
             cols = {"user": "user_id", "item": "item_id", "behavior": "behavior", "timestamp": "timestamp"} | columns
             return formats.read_table(
-                p, schema=schema, columns=cols, format=fmt, separator=config.get("separator"),
-                header=config.get("header", True), behavior_map=config.get("behavior_map"),
-                rating_edges=config.get("rating_edges"), timezone=timezone,
+                p,
+                schema=schema,
+                columns=cols,
+                format=fmt,
+                separator=config.get("separator"),
+                header=config.get("header", True),
+                behavior_map=config.get("behavior_map"),
+                rating_edges=config.get("rating_edges"),
+                timezone=timezone,
             )
         if fmt == "gamer":
             return formats.read_gamer_release(p, name=config.get("name"), timezone=timezone)
@@ -220,8 +237,11 @@ def dataset_from_toml(toml: Path) -> DatasetSpec:
         if fmt == "taobao":
             return formats.read_taobao_userbehavior(p, schema=schema)
         return formats.read_recbole_inter(
-            p, schema=schema, behavior_field=columns.get("behavior"),
-            rating_edges=config.get("rating_edges"), behavior_map=config.get("behavior_map"),
+            p,
+            schema=schema,
+            behavior_field=columns.get("behavior"),
+            rating_edges=config.get("rating_edges"),
+            behavior_map=config.get("behavior_map"),
         )
 
     return DatasetSpec(name, str(config.get("description", f"custom dataset from {toml}")), lambda: path, read)

@@ -72,7 +72,9 @@ def local_day(timestamp: np.ndarray, timezone: str) -> np.ndarray:
     try:
         local = stamps.tz_convert(_tzinfo(timezone))
     except Exception as error:  # pandas raises several types for a bad zone name
-        raise ValueError(f"unknown timezone {timezone!r}: use an IANA name such as 'Asia/Shanghai' or an offset such as '+08:00'") from error
+        raise ValueError(
+            f"unknown timezone {timezone!r}: use an IANA name such as 'Asia/Shanghai' or an offset such as '+08:00'"
+        ) from error
     wall = local.tz_localize(None).to_numpy().astype("datetime64[s]").astype(np.int64)
     return np.floor_divide(wall, 86400)
 
@@ -86,7 +88,7 @@ def _tzinfo(timezone: str):
         return dt.timezone.utc
     for prefix in ("UTC", "GMT"):
         if text.upper().startswith(prefix) and len(text) > len(prefix):
-            text = text[len(prefix):]
+            text = text[len(prefix) :]
     if text[:1] in "+-":
         sign = -1 if text[0] == "-" else 1
         hours, _, minutes = text[1:].partition(":")

@@ -76,7 +76,9 @@ def drop_lower_behaviors(
     return thinned, PerturbationReport(f"drop rate {rate:g}", int(drop.sum()), 0)
 
 
-def drop_session_items(split: SessionSplit, queries: Queries, part: Part = "test") -> tuple[Queries, PerturbationReport]:
+def drop_session_items(
+    split: SessionSplit, queries: Queries, part: Part = "test"
+) -> tuple[Queries, PerturbationReport]:
     """The ``gt`` row of Table 7: history interactions on any item of the evaluated session go,
     except target-behavior ones. Queries whose whole history goes are skipped (and counted).
     """

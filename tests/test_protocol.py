@@ -18,7 +18,7 @@ V, C, B = 0, 1, 2
 
 def log(rows, schema=SCHEMA, **kwargs) -> Interactions:
     """rows: (user, item, behavior level, timestamp seconds)."""
-    user, item, behavior, ts = zip(*rows)
+    user, item, behavior, ts = zip(*rows, strict=True)
     return Interactions.from_columns(list(user), list(item), np.array(behavior), np.array(ts), schema, **kwargs)
 
 
@@ -69,8 +69,11 @@ def test_unknown_timezone_is_a_clear_error():
 
 
 def test_file_sessions_are_normalised_per_user_and_must_not_go_back():
-    inter = log([("u", 1, V, 0), ("u", 2, V, 5), ("u", 3, V, 9)], Schema("f", ("view", "cart", "buy"),
-                SessionRule.from_file()), session=[70, 70, 93])
+    inter = log(
+        [("u", 1, V, 0), ("u", 2, V, 5), ("u", 3, V, 9)],
+        Schema("f", ("view", "cart", "buy"), SessionRule.from_file()),
+        session=[70, 70, 93],
+    )
     assert inter.session.tolist() == [0, 0, 1]
     with pytest.raises(ValueError, match="session id goes back from 93 to 70"):
         log([("u", 1, V, 0), ("u", 2, V, 5)], SCHEMA, session=[93, 70])
@@ -92,11 +95,17 @@ HOUR = 3600
 #   session 0: view 1, cart 1 | session 1: view 2, buy 1 | session 2 (valid): view 3, buy 2 |
 #   session 3 (test): view 4, cart 4, buy 4, buy 5, view 2
 ALICE = [
-    ("alice", 1, V, 0), ("alice", 1, C, 60),
-    ("alice", 2, V, 1 * HOUR), ("alice", 1, B, 1 * HOUR + 60),
-    ("alice", 3, V, 2 * HOUR), ("alice", 2, B, 2 * HOUR + 60),
-    ("alice", 4, V, 3 * HOUR), ("alice", 4, C, 3 * HOUR + 30), ("alice", 4, B, 3 * HOUR + 60),
-    ("alice", 5, B, 3 * HOUR + 90), ("alice", 2, V, 3 * HOUR + 120),
+    ("alice", 1, V, 0),
+    ("alice", 1, C, 60),
+    ("alice", 2, V, 1 * HOUR),
+    ("alice", 1, B, 1 * HOUR + 60),
+    ("alice", 3, V, 2 * HOUR),
+    ("alice", 2, B, 2 * HOUR + 60),
+    ("alice", 4, V, 3 * HOUR),
+    ("alice", 4, C, 3 * HOUR + 30),
+    ("alice", 4, B, 3 * HOUR + 60),
+    ("alice", 5, B, 3 * HOUR + 90),
+    ("alice", 2, V, 3 * HOUR + 120),
 ]
 #   bob: three sessions, no buy in the last one
 BOB = [("bob", 7, V, 0), ("bob", 8, V, HOUR), ("bob", 7, C, 2 * HOUR)]
@@ -135,8 +144,10 @@ def test_validation_query_sees_only_sessions_before_the_validation_session(split
 
 def test_behavior_specific_queries_one_per_behavior_present(split):
     q = Task.BEHAVIOR_SPECIFIC.queries(split, "test")
-    got = [(split.interactions.user_ids[u], b, items(split, q.positives_of(i)))
-           for i, (u, b) in enumerate(zip(q.user, q.behavior))]
+    got = [
+        (split.interactions.user_ids[u], b, items(split, q.positives_of(i)))
+        for i, (u, b) in enumerate(zip(q.user, q.behavior, strict=True))
+    ]
     assert got == [("alice", V, [2, 4]), ("alice", C, [4]), ("bob", C, [7]), ("alice", B, [4, 5])]
 
 
@@ -157,8 +168,13 @@ def test_no_query_ever_sees_its_own_session(split):
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 6), st.integers(0, 2), st.integers(0, 20 * HOUR)),
-                min_size=1, max_size=60))
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 3), st.integers(0, 6), st.integers(0, 2), st.integers(0, 20 * HOUR)),
+        min_size=1,
+        max_size=60,
+    )
+)
 def test_property_histories_strictly_precede_the_evaluated_session(rows):
     inter = sessionize(log(rows))
     if sessions_per_user(inter).max() < 3:
@@ -184,8 +200,12 @@ def test_classic_leave_one_out_takes_the_last_target_interaction():
 
 # -- test-time perturbations (Table 7) --------------------------------------------------------------
 def test_drop_rate_divides_by_the_behavior_level_and_never_touches_the_target():
-    rows = [("u", i, V, i) for i in range(8)] + [("u", 10 + i, C, 100 + i) for i in range(4)] + \
-           [("u", 20, B, 200), ("u", 21, B, 201)] + [("u", 30, B, 10 * HOUR), ("u", 31, B, 20 * HOUR)]
+    rows = (
+        [("u", i, V, i) for i in range(8)]
+        + [("u", 10 + i, C, 100 + i) for i in range(4)]
+        + [("u", 20, B, 200), ("u", 21, B, 201)]
+        + [("u", 30, B, 10 * HOUR), ("u", 31, B, 20 * HOUR)]
+    )
     split = SessionSplit.from_interactions(log(rows))
     q = Task.TARGET_BEHAVIOR.queries(split, "test")
     thinned, report = drop_lower_behaviors(q, 0.5, target_level=B, seed=1)

@@ -1,0 +1,130 @@
+"""End-to-end runs of the `gamer-bench` CLI on small data: run, store, reuse, report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmark.cli import main
+from benchmark.store import Cell, load_cell
+
+HOUR = 3600
+
+
+def cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture()
+def custom_dataset(tmp_path: Path) -> Path:
+    """A hand-made CSV of 3 users x 4 sessions, described by a TOML file."""
+    lines = ["uid,iid,action,when"]
+    for user in ("u1", "u2", "u3"):
+        for session in range(4):
+            t = 1_700_000_000 + session * 5 * HOUR
+            lines += [
+                f"{user},{10 + session},view,{t}",
+                f"{user},{10 + session},buy,{t + 60}",
+                f"{user},{20 + session},view,{t + 120}",
+            ]
+    (tmp_path / "events.csv").write_text("\n".join(lines) + "\n")
+    toml = tmp_path / "mine.toml"
+    toml.write_text(
+        'name = "mine"\npath = "events.csv"\nformat = "csv"\nbehaviors = ["view", "buy"]\n'
+        '[columns]\nuser = "uid"\nitem = "iid"\nbehavior = "action"\ntimestamp = "when"\n'
+        '[session]\nrule = "gap"\nminutes = 30\n'
+    )
+    return toml
+
+
+def test_datasets_lists_the_builtins(capsys):
+    code, out, _ = cli(capsys, "datasets")
+    assert code == 0
+    for name in ("synthetic", "ml100k-mb", "retailrocket", "taobao-sample"):
+        assert name in out
+
+
+def test_table1_runs_stores_and_reports_json(tmp_path, capsys, custom_dataset):
+    results = str(tmp_path / "results")
+    code, out, _ = cli(
+        capsys, "run", "--table", "1", "--dataset", str(custom_dataset), "--results-dir", results, "--quiet"
+    )
+    assert code == 0 and "1 cell(s) computed" in out
+    code, out, _ = cli(capsys, "report", "--table", "1", "--format", "json", "--results-dir", results)
+    doc = json.loads(out)
+    assert doc["id"] == "table-1" and doc["profile"] is None
+    row = doc["rows"][0]
+    assert (row["dataset"], row["users"], row["items"], row["sessions"], row["interactions"]) == ("mine", 3, 8, 12, 36)
+    assert doc["paper"][0]["dataset"] == "ShortVideoAD"
+
+
+def test_rerun_reuses_and_force_recomputes(tmp_path, capsys, custom_dataset):
+    results = str(tmp_path / "results")
+    args = (
+        "run",
+        "--table",
+        "2",
+        "--dataset",
+        str(custom_dataset),
+        "--models",
+        "rule_based",
+        "--results-dir",
+        results,
+        "--quiet",
+    )
+    assert "1 cell(s) computed, 0 reused" in cli(capsys, *args)[1]
+    assert "0 cell(s) computed, 1 reused" in cli(capsys, *args)[1]
+    assert "1 cell(s) computed, 0 reused" in cli(capsys, *args, "--force")[1]
+    stored = load_cell(Cell("table-2", str(custom_dataset), "rule_based", "smoke", 0).path(Path(results)))
+    prov = stored["provenance"]
+    assert prov["seed"] == 0 and prov["config"]["hyperparameters"] == {} and prov["code_version"]
+    assert {"numpy", "torch", "python"} <= set(prov["packages"])
+    assert "fit_s" in prov["timings"]
+    # Each user's last-session buy is item 13, which no earlier session holds: the rule cannot find it.
+    assert stored["result"]["metrics"]["HR@10"] == 0.0
+    assert stored["result"]["queries"] == 3
+
+
+def test_table2_report_shows_paper_beside_ours_and_not_run_rows(tmp_path, capsys, custom_dataset):
+    results = str(tmp_path / "results")
+    cli(capsys, "run", "--table", "2", "--dataset", str(custom_dataset), "--results-dir", results, "--quiet")
+    code, out, _ = cli(capsys, "report", "--table", "2", "--results-dir", results)
+    assert code == 0
+    assert "ours (mine)" in out and "paper (ShortVideoAD)" in out and "not run" in out
+    assert "0.0158" in out  # the paper's Rule-Based HR@1
+    code, out, _ = cli(capsys, "report", "--table", "2", "--format", "latex", "--results-dir", results)
+    assert "\\toprule" in out and "\\bottomrule" in out and "Rule-Based" in out
+    code, out, _ = cli(capsys, "report", "--table", "2", "--format", "csv", "--results-dir", results)
+    assert out.splitlines()[0].startswith("table,profile,Model,Source,HR@1")
+
+
+def test_figure2_writes_rows_and_plots(tmp_path, capsys, custom_dataset):
+    results = tmp_path / "results"
+    cli(capsys, "run", "--figure", "2", "--dataset", str(custom_dataset), "--results-dir", str(results), "--quiet")
+    output = tmp_path / "report" / "figure-2.json"
+    code, _, err = cli(
+        capsys, "report", "--figure", "2", "--format", "json", "--output", str(output), "--results-dir", str(results)
+    )
+    assert code == 0
+    doc = json.loads(output.read_text())
+    ratios = {(r["variant"], r["k"]): r["ratio"] for r in doc["rows"]}
+    # Each user's last buy (item 13) follows a view of 13 one minute earlier: found at k=1, until processed.
+    assert ratios[("original", 1)] == 1.0
+    assert ratios[("processed", 1)] == 0.0
+    assert (tmp_path / "report" / "figure-2.png").stat().st_size > 0
+    assert (tmp_path / "report" / "figure-2.pdf").exists()
+
+
+def test_errors_are_reported_not_raised(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('path = "x.csv"\nformat = "csv"\nbehaviors = ["a"]\n[session]\nrule = "day"\ncolour = "red"\n')
+    code, _, err = cli(capsys, "run", "--table", "1", "--dataset", str(bad), "--results-dir", str(tmp_path), "--quiet")
+    assert code == 2 and "unknown key(s) ['colour'] in [session]" in err
+    code, _, err = cli(capsys, "run", "--table", "99", "--results-dir", str(tmp_path))
+    assert code == 2 and "table-99 is not in the registry" in err
+    code, _, err = cli(capsys, "report", "--table", "2", "--results-dir", str(tmp_path / "empty"))
+    assert code == 1 and "no stored results" in err
