@@ -1,0 +1,277 @@
+"""The synthetic ShortVideoAD-like generator: determinism, shape, sessions, SIDs, learnable structure.
+
+Everything is seeded, so the statistics below are fixed numbers; thresholds leave wide margins
+around the values measured at the default config (seed 0), noted next to each check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from protocols.interactions import Interactions
+from protocols.queries import Queries
+from protocols.sessions import sessionize, sessions_per_user
+from protocols.splits import SessionSplit
+from protocols.synthetic import SyntheticConfig, generate
+
+SMALL = SyntheticConfig(n_users=200)
+COLUMNS = ("user", "item", "behavior", "timestamp")
+
+
+@pytest.fixture(scope="module")
+def inter() -> Interactions:
+    return generate()
+
+
+@pytest.fixture(scope="module")
+def split(inter: Interactions) -> SessionSplit:
+    return SessionSplit.from_interactions(inter)
+
+
+@pytest.fixture(scope="module")
+def conversions(split: SessionSplit) -> Queries:
+    return split.queries("test", [2])
+
+
+def leaf_of(inter: Interactions) -> np.ndarray:
+    """``[n_items]`` dense leaf-cluster number: the first three SID codes."""
+    sid = inter.schema.item_semantic_ids
+    return np.unique(sid[:, :3], axis=0, return_inverse=True)[1].ravel()
+
+
+def recent_distinct(items: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` most recent distinct items of a history (oldest first), newest first."""
+    newest_first = items[::-1]
+    _, first = np.unique(newest_first, return_index=True)
+    return newest_first[np.sort(first)][:k]
+
+
+# -- determinism -------------------------------------------------------------------------------------------
+
+
+def test_same_config_gives_identical_data() -> None:
+    a, b = generate(SMALL), generate(SMALL)
+    for name in COLUMNS:
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    np.testing.assert_array_equal(a.schema.item_semantic_ids, b.schema.item_semantic_ids)
+
+
+def test_different_seed_gives_different_data() -> None:
+    a, b = generate(SMALL), generate(replace(SMALL, seed=1))
+    assert len(a) != len(b) or not np.array_equal(a.item, b.item)
+    assert not np.array_equal(a.schema.item_semantic_ids, b.schema.item_semantic_ids)
+
+
+# -- schema and time span ----------------------------------------------------------------------------------
+
+
+def test_schema_ids_and_week(inter: Interactions) -> None:
+    cfg = SyntheticConfig()
+    schema = inter.schema
+    assert schema.name == "synthetic"
+    assert schema.behaviors == ("p3s", "click", "conversion")
+    assert schema.session_rule.kind == "gap" and schema.session_rule.gap_seconds == 15 * 60
+    assert schema.item_semantic_ids.shape == (cfg.n_items, 4)
+    assert schema.item_semantic_ids.dtype.kind == "i"
+    np.testing.assert_array_equal(inter.user_ids, np.arange(cfg.n_users))
+    np.testing.assert_array_equal(inter.item_ids, np.arange(cfg.n_items))
+    assert inter.session is None
+    assert inter.timestamp.min() >= cfg.start_timestamp
+    assert inter.timestamp.max() < cfg.start_timestamp + 7 * 86_400
+    assert inter.timestamp.max() - inter.timestamp.min() > 6.5 * 86_400  # about a week
+
+
+# -- ShortVideoAD's shape after the gap rule and the < 3-session filter ------------------------------------
+
+
+def test_sparsity_shape_matches_shortvideoad(inter: Interactions, split: SessionSplit) -> None:
+    kept = split.interactions
+    stats = kept.summary()
+    users, sessions, rows = stats["users"], stats["sessions"], stats["interactions"]
+    removed = split.filter_report.users_removed / inter.n_users
+    assert 0.01 < removed < 0.08  # measured 0.037: a few light users have < 3 sessions
+    assert 34 < sessions / users < 43  # 38.0 (Table 1: 38.4)
+    assert 3.9 < rows / sessions < 4.6  # 4.29 (Table 1: 4.2)
+    assert 140 < rows / users < 190  # 163 (Table 1: 161)
+    per_user = sessions_per_user(kept)
+    assert per_user.std() / per_user.mean() > 0.5  # 0.78: heterogeneous activity
+
+
+def test_behavior_mix(split: SessionSplit, conversions: Queries) -> None:
+    kept = split.interactions
+    users = kept.summary()["users"]
+    p3s, click, conversion = np.bincount(kept.behavior, minlength=3)
+    assert 0.1 < click / p3s < 0.3  # 0.175: p3s are the bulk
+    assert conversion < click / 4  # 3,014 conversions vs 22,989 clicks
+    assert 1.5 < conversion / users < 4  # 3.1 conversions per user
+    assert 0.08 < len(conversions) / users < 0.2  # 0.138 of users convert in their last session
+
+
+# -- sessions are exactly what the 15-minute gap rule recovers --------------------------------------------
+
+
+def test_gap_rule_recovers_generated_sessions() -> None:
+    plain, own = generate(SMALL), generate(SMALL, with_sessions=True)
+    for name in COLUMNS:  # attaching the sessions does not change the rows or their order
+        np.testing.assert_array_equal(getattr(plain, name), getattr(own, name))
+    assert own.session is not None and own.session.max() > 10
+    np.testing.assert_array_equal(sessionize(plain).session, own.session)
+
+    same_user = own.user[1:] == own.user[:-1]
+    gap = np.diff(own.timestamp)
+    same_session = same_user & (own.session[1:] == own.session[:-1])
+    assert (gap[same_session] <= 15 * 60).all()
+    assert (gap[same_user & ~same_session] > 15 * 60).all()
+
+
+# -- semantic IDs ------------------------------------------------------------------------------------------
+
+
+def test_semantic_ids_unique_and_hierarchical() -> None:
+    cfg = SyntheticConfig()
+    sid = generate(SMALL).schema.item_semantic_ids
+    assert len(np.unique(sid, axis=0)) == len(sid)  # every 4-tuple names one item
+    assert (sid.min(axis=0) == 0).all()
+    np.testing.assert_array_equal(
+        sid[:, :3].max(axis=0), [cfg.n_topics - 1, cfg.subtopics_per_topic - 1, cfg.leaves_per_subtopic - 1]
+    )
+    assert len(np.unique(sid[:, :3], axis=0)) == cfg.n_leaves  # every leaf cluster holds an item
+    # The 4th code disambiguates inside a leaf: 0 .. size - 1 in each leaf.
+    leaf = np.unique(sid[:, :3], axis=0, return_inverse=True)[1].ravel()
+    size = np.bincount(leaf)
+    np.testing.assert_array_equal(np.bincount(leaf, weights=sid[:, 3]), size * (size - 1) / 2)
+    assert (sid[:, 3] < size[leaf]).all()
+
+
+def test_sessions_are_coherent_in_sid_space(inter: Interactions) -> None:
+    """Consecutive p3s of one session share SID prefixes (topic, subtopic, leaf) far more than random pairs."""
+    sid = inter.schema.item_semantic_ids
+    kept = sessionize(inter)
+    p3s = np.flatnonzero(kept.behavior == 0)
+    a, b = p3s[:-1], p3s[1:]
+    pairs = (kept.user[a] == kept.user[b]) & (kept.session[a] == kept.session[b])
+    x, y = sid[kept.item[a[pairs]]], sid[kept.item[b[pairs]]]
+    rng = np.random.default_rng(0)
+    r = sid[kept.item[rng.choice(p3s, size=(2, 20_000))]]
+    shared = [np.all(x[:, :k] == y[:, :k], axis=1).mean() for k in (1, 2, 3)]
+    chance = [np.all(r[0, :, :k] == r[1, :, :k], axis=1).mean() for k in (1, 2, 3)]
+    assert shared[2] > 0.3  # topic 0.75, subtopic 0.72, leaf 0.57
+    for level in range(3):
+        assert shared[level] > 3 * chance[level]  # chance: 0.14, 0.05, 0.035
+
+
+# -- learnable structure -----------------------------------------------------------------------------------
+
+
+def test_conversions_follow_earlier_clicks(split: SessionSplit) -> None:
+    """Every conversion comes after a p3s and a click on its item in the same session, and its leaf
+    was clicked in an earlier session (the very item for ~30%, plus siblings that were clicked too)."""
+    kept = split.interactions
+    leaf = leaf_of(kept)
+    session_key = kept.user * (kept.session.max() + 1) + kept.session  # non-decreasing in canonical order
+    offsets = kept.user_offsets
+    conv = np.flatnonzero(kept.behavior == 2)
+    same_item = 0
+    for row in conv:  # ~3,000 conversions; a loop is fine in a test
+        start = np.searchsorted(session_key, session_key[row])
+        before = slice(start, row)  # same session, not later (ties sort lower behaviors first)
+        on_item = kept.item[before] == kept.item[row]
+        assert (on_item & (kept.behavior[before] == 0)).any() and (on_item & (kept.behavior[before] == 1)).any()
+        earlier = slice(offsets[kept.user[row]], start)
+        clicked = kept.item[earlier][kept.behavior[earlier] == 1]
+        assert leaf[kept.item[row]] in leaf[clicked]
+        same_item += kept.item[row] in clicked
+    assert 0.3 < same_item / len(conv) < 0.9  # 0.55: retargeting plus clicked siblings
+
+
+def test_converted_items_share_leaves_with_history_clicks(inter: Interactions, conversions: Queries) -> None:
+    """(a) A test conversion shares its first 3 SID codes with a history click far above chance."""
+    leaf = leaf_of(inter)
+    hits, chance = [], []
+    for q in range(len(conversions)):
+        history = conversions.history(q)
+        clicked_leaves = np.unique(leaf[history["item"][history["behavior"] == 1]])
+        hits.append(np.isin(leaf[conversions.positives_of(q)], clicked_leaves).any())
+        chance.append(np.isin(leaf, clicked_leaves).mean())  # a uniformly random item
+    assert len(conversions) > 80  # 133 test queries
+    assert np.mean(hits) > 0.9  # 1.0
+    assert np.mean(hits) > 5 * np.mean(chance)  # chance 0.05
+
+
+def test_recent_items_rule_hits_some_conversions_but_not_most(conversions: Queries) -> None:
+    """(b) The 10 most recent distinct history items hit some conversions, leaving room for models."""
+    hits = [
+        np.isin(conversions.positives_of(q), recent_distinct(conversions.history(q)["item"], 10)).any()
+        for q in range(len(conversions))
+    ]
+    assert 0.08 < np.mean(hits) < 0.45  # HR@10 = 0.256
+
+
+def test_clicks_prefer_the_users_favourite_leaves(split: SessionSplit) -> None:
+    """Click-through is higher on leaves that fill much of a user's feed than on stray (noise) ones."""
+    kept = split.interactions
+    pairs, index = np.unique(kept.user * (kept.n_items + 1) + leaf_of(kept)[kept.item], return_inverse=True)
+    p3s = np.bincount(index, weights=kept.behavior == 0)
+    clicks = np.bincount(index, weights=kept.behavior == 1)
+    pair_user = pairs // (kept.n_items + 1)
+    share = p3s / np.bincount(pair_user, weights=p3s)[pair_user]  # the leaf's share of the user's p3s
+    main, stray = share >= 0.1, share < 0.02
+    assert clicks[main].sum() / p3s[main].sum() > 2 * clicks[stray].sum() / p3s[stray].sum()  # 0.20 vs 0.07
+
+
+def test_interests_drift_over_the_week() -> None:
+    """Leaf mix of a user's first two days vs last two days overlaps less when interests drift."""
+
+    def overlap(drift: float) -> float:
+        cfg = SyntheticConfig(n_users=300, drift=drift)
+        inter = generate(cfg)
+        leaf = leaf_of(inter)[inter.item]
+        day = (inter.timestamp - cfg.start_timestamp) / 86_400
+        hists = []
+        for window in (day < 2, day >= 5):
+            rows = window & (inter.behavior == 0)
+            hist = np.zeros((inter.n_users, leaf.max() + 1))
+            np.add.at(hist, (inter.user[rows], leaf[rows]), 1)
+            hists.append(hist)
+        both = (hists[0].sum(axis=1) >= 10) & (hists[1].sum(axis=1) >= 10)
+        a, b = (h[both] / h[both].sum(axis=1, keepdims=True) for h in hists)
+        return float(np.minimum(a, b).sum(axis=1).mean())
+
+    assert overlap(0.0) > overlap(1.0) + 0.1  # 0.63 vs 0.38
+
+
+# -- scale and config checks -------------------------------------------------------------------------------
+
+
+def test_scale_gives_proportionally_more_users() -> None:
+    base = SyntheticConfig(n_users=300)
+    bigger = base.scale(2)
+    assert (bigger.n_users, bigger.n_items) == (600, 6000)
+    assert bigger.n_leaves == base.n_leaves
+    small, large = (SessionSplit.from_interactions(generate(cfg)).interactions for cfg in (base, bigger))
+    assert 1.8 < large.summary()["users"] / small.summary()["users"] < 2.2
+    assert 1.7 < len(large) / len(small) < 2.3
+    assert 1.7 < large.summary()["items"] / small.summary()["items"] < 2.3
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"n_users": 0},
+        {"noise_share": 0.6, "subtopic_share": 0.6},
+        {"click_rate": 1.5},
+        {"n_items": 50},  # fewer items than the 96 leaves
+        {"mean_interactions_per_session": 0.5},
+    ],
+)
+def test_bad_config_is_rejected(change: dict) -> None:
+    with pytest.raises(ValueError):
+        SyntheticConfig(**change)
+
+
+def test_scale_rejects_non_positive_factor() -> None:
+    with pytest.raises(ValueError):
+        SyntheticConfig().scale(0)
