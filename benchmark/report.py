@@ -59,7 +59,7 @@ def _ranking_documents(spec: TableSpec, cells: list[dict]) -> list[Document]:
         grouped: dict[tuple[str, str], list[dict]] = defaultdict(list)
         datasets = []
         for cell in by_profile[profile]:
-            key = (cell["cell"]["dataset"], cell["cell"]["model"])
+            key = (cell["result"].get("dataset_name", cell["cell"]["dataset"]), cell["cell"]["model"])
             grouped[key].append(cell)
             if key[0] not in datasets:
                 datasets.append(key[0])

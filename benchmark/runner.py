@@ -137,6 +137,7 @@ def _ranking(spec: TableSpec, cell: Cell, timings: dict[str, float]) -> dict[str
             key: float(values[mask].mean()) for key, values in per_query.items()
         }
     return {
+        "dataset_name": split.interactions.schema.name,
         "metrics": {key: float(values.mean()) for key, values in per_query.items()},
         "queries": len(test),
         "by_behavior": by_behavior,
@@ -185,7 +186,9 @@ def expand(
     if unknown:
         raise ValueError(f"{spec.id} has no row(s) {unknown}; its rows: {[row.model for row in spec.rows]}")
     runnable = [m for m in wanted if m in registry.MODELS]
-    skipped += [f"model {m}: not built yet (shown as 'not run')" for m in wanted if m not in registry.MODELS]
+    missing = [m for m in wanted if m not in registry.MODELS]
+    if missing:
+        skipped.append(f"not built yet, shown as 'not run': {', '.join(missing)}")
     cells = [Cell(spec.id, d, m, profile, s) for d in available for m in runnable for s in seeds]
     return cells, skipped
 

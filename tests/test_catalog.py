@@ -1,0 +1,76 @@
+"""Built-in datasets, custom TOML descriptions, and the README's promises to a newcomer."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from protocols.catalog import BUILTIN, data_dir, dataset_from_toml, resolve
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "d.toml"
+    path.write_text(text)
+    return path
+
+
+BASE = 'path = "e.csv"\nformat = "csv"\nbehaviors = ["view", "buy"]\n[session]\nrule = "gap"\nminutes = 30\n'
+
+
+def test_builtins_are_named_and_synthetic_is_always_present():
+    assert set(BUILTIN) == {"synthetic", "ml100k-mb", "retailrocket", "taobao-sample"}
+    assert BUILTIN["synthetic"].available()
+    assert resolve("synthetic") is BUILTIN["synthetic"]
+
+
+def test_data_dir_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("GAMER_BENCH_DATA", str(tmp_path))
+    assert data_dir() == tmp_path
+    assert BUILTIN["retailrocket"].locate() == tmp_path / "retailrocket" / "interactions.csv"
+    assert not BUILTIN["retailrocket"].available()
+    with pytest.raises(FileNotFoundError, match="set GAMER_BENCH_DATA"):
+        BUILTIN["retailrocket"].load()
+
+
+def test_toml_unknown_keys_are_errors(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['colour'\] in the top level"):
+        dataset_from_toml(write(tmp_path, 'colour = "red"\n' + BASE))
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['usr'\] in \[columns\]"):
+        dataset_from_toml(write(tmp_path, BASE + '[columns]\nusr = "u"\n'))
+
+
+def test_toml_missing_and_invalid_values_are_errors(tmp_path):
+    with pytest.raises(ValueError, match="missing required key 'format'"):
+        dataset_from_toml(write(tmp_path, BASE.replace('format = "csv"\n', "")))
+    with pytest.raises(ValueError, match="format must be one of"):
+        dataset_from_toml(write(tmp_path, BASE.replace('"csv"', '"xls"')))
+    with pytest.raises(ValueError, match="must be the highest-level behavior"):
+        dataset_from_toml(write(tmp_path, 'target = "view"\n' + BASE))
+    with pytest.raises(ValueError, match="rule = 'gap' needs 'minutes'"):
+        dataset_from_toml(write(tmp_path, BASE.replace("minutes = 30\n", "")))
+    with pytest.raises(ValueError, match="not valid TOML"):
+        dataset_from_toml(write(tmp_path, "path = \n"))
+
+
+def test_toml_paths_are_relative_to_the_file(tmp_path):
+    spec = dataset_from_toml(write(tmp_path, BASE))
+    assert spec.name == "d" and spec.locate() == tmp_path / "e.csv" and not spec.available()
+
+
+def test_unknown_dataset_name_lists_the_builtins():
+    with pytest.raises(ValueError, match="unknown dataset 'nope'.*synthetic"):
+        resolve("nope")
+
+
+def test_readme_opens_with_the_two_commands_and_ci_runs_its_test_command():
+    readme = (REPO / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)\n```", readme, flags=re.S)
+    main_job, tests = blocks[0].strip(), blocks[1].strip()
+    assert readme.index(main_job) < 200 and "gamer-bench run" in main_job and "torch==2.13.0" in main_job
+    ci = (REPO / ".ci" / "run").read_text()
+    for step in tests.split(" && "):
+        assert step.replace("pip install", "python -m pip install --quiet") in ci or step in ci, step
