@@ -99,7 +99,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_perf(args: argparse.Namespace) -> int:
     from benchmark import perf
 
-    return perf.main(args.what, repeat=args.repeat)
+    return perf.main(args.what, repeat=args.repeat, taobao_rows=args.taobao_rows)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     perf = sub.add_parser("perf", help="measure throughput (slow checks live here, not in the tests)")
     perf.add_argument("what", choices=("data",), help="data: importers, sessionizing and splitting")
     perf.add_argument("--repeat", type=int, default=5)
+    perf.add_argument("--taobao-rows", type=int, default=2_000_000, help="size of the streamed Taobao file (0: skip)")
     perf.set_defaults(func=cmd_perf)
     return parser
 
