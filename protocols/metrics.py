@@ -115,15 +115,11 @@ def relevance_matrix(
     _check_non_negative(pos_items, pos_lengths, "positives")
     if (pos_lengths == 0).any():
         q = int(np.flatnonzero(pos_lengths == 0)[0])
-        raise ValueError(
-            f"positives[{q}] is empty; a query needs at least one target item (drop it upstream)"
-        )
+        raise ValueError(f"positives[{q}] is empty; a query needs at least one target item (drop it upstream)")
 
     modulus = int(max(top.max(initial=0), pos_items.max(initial=0))) + 1
     if n_queries * modulus > np.iinfo(np.int64).max:
-        raise ValueError(
-            f"{n_queries} queries x item ids up to {modulus - 1} overflow int64 keys; split the batch"
-        )
+        raise ValueError(f"{n_queries} queries x item ids up to {modulus - 1} overflow int64 keys; split the batch")
     pos_query = np.repeat(np.arange(n_queries, dtype=np.int64), pos_lengths)
     pos_keys = np.unique(pos_query * modulus + pos_items)  # repeated targets collapse here
     n_positives = np.bincount(pos_keys // modulus, minlength=n_queries)
@@ -174,8 +170,7 @@ def auroc(scores: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarr
     n_neg = len(labels) - n_pos
     if n_pos == 0 or n_neg == 0:
         raise ValueError(
-            f"AUROC needs both classes; got {n_pos} positives and {n_neg} negatives "
-            f"among {len(labels)} labels"
+            f"AUROC needs both classes; got {n_pos} positives and {n_neg} negatives among {len(labels)} labels"
         )
     ranks = _average_ranks(np.zeros(len(scores), dtype=np.int64), scores)
     u = ranks[labels].sum() - n_pos * (n_pos + 1) / 2
@@ -194,9 +189,7 @@ def auroc_per_group(
     scores, labels = _checked_scores_labels(scores, labels)
     groups = np.asarray(groups)
     if groups.shape != scores.shape:
-        raise ValueError(
-            f"groups has shape {groups.shape} but scores has {scores.shape}; pass one group per score"
-        )
+        raise ValueError(f"groups has shape {groups.shape} but scores has {scores.shape}; pass one group per score")
     names, group = np.unique(groups, return_inverse=True)
     ranks = _average_ranks(group, scores)
     n_pos = np.bincount(group, weights=labels, minlength=len(names))
@@ -238,9 +231,7 @@ def _flatten(rows: Sequence[Collection[int]] | np.ndarray, name: str) -> tuple[n
 
 def _as_item_ids(values: np.ndarray, name: str) -> np.ndarray:
     if not np.issubdtype(values.dtype, np.integer):
-        raise TypeError(
-            f"{name} must hold integer item ids; got dtype {values.dtype} (cast with .astype(int))"
-        )
+        raise TypeError(f"{name} must hold integer item ids; got dtype {values.dtype} (cast with .astype(int))")
     return values.astype(np.int64, copy=False)
 
 
@@ -287,9 +278,7 @@ def _checked_scores_labels(
     scores = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(labels)
     if scores.ndim != 1 or labels.shape != scores.shape:
-        raise ValueError(
-            f"scores and labels must be 1-D of equal length; got shapes {scores.shape} and {labels.shape}"
-        )
+        raise ValueError(f"scores and labels must be 1-D of equal length; got shapes {scores.shape} and {labels.shape}")
     if not np.isfinite(scores).all():
         raise ValueError(f"scores hold {int((~np.isfinite(scores)).sum())} non-finite values (NaN or inf)")
     if not np.isin(labels, (0, 1)).all():

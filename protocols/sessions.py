@@ -59,7 +59,7 @@ def dense_session_index(inter: Interactions, *, source: str = "<memory>") -> np.
     if back.any():
         row = int(np.flatnonzero(back)[0])
         raise ValueError(
-            f"{source}: user {inter.user_ids[inter.user[row]]!r}: session id goes back from "
+            f"{source}: user '{inter.user_ids[inter.user[row]]}': session id goes back from "
             f"{int(sid[row - 1])} to {int(sid[row])} at timestamp {int(inter.timestamp[row])}; "
             "session ids must be non-decreasing in time"
         )

@@ -89,27 +89,48 @@ class SyntheticConfig:
     recency_bias: float = 1.0
 
     def __post_init__(self) -> None:
-        positive = ("n_users", "n_items", "mean_sessions_per_user", "activity_shape", "days", "n_topics",
-                    "subtopics_per_topic", "leaves_per_subtopic", "n_interests", "mean_exposure_gap")
+        positive = (
+            "n_users",
+            "n_items",
+            "mean_sessions_per_user",
+            "activity_shape",
+            "days",
+            "n_topics",
+            "subtopics_per_topic",
+            "leaves_per_subtopic",
+            "n_interests",
+            "mean_exposure_gap",
+        )
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError(f"SyntheticConfig.{name} must be > 0, got {getattr(self, name)!r}")
-        non_negative = ("popularity_exponent", "leaf_popularity_sigma", "session_length_sigma",
-                        "favourite_click_boost", "recency_bias")
+        non_negative = (
+            "popularity_exponent",
+            "leaf_popularity_sigma",
+            "session_length_sigma",
+            "favourite_click_boost",
+            "recency_bias",
+        )
         for name in non_negative:
             if not getattr(self, name) >= 0:
                 raise ValueError(f"SyntheticConfig.{name} must be >= 0, got {getattr(self, name)!r}")
-        fractions = ("topic_loyalty", "drift", "subtopic_share", "noise_share", "click_rate",
-                     "conversion_rate", "conversion_ramp", "retarget_share")
+        fractions = (
+            "topic_loyalty",
+            "drift",
+            "subtopic_share",
+            "noise_share",
+            "click_rate",
+            "conversion_rate",
+            "conversion_ramp",
+            "retarget_share",
+        )
         for name in fractions:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"SyntheticConfig.{name} must lie in [0, 1], got {getattr(self, name)!r}")
         if self.subtopic_share + self.noise_share > 1.0:
             raise ValueError("SyntheticConfig: subtopic_share + noise_share must be <= 1")
         if self.n_items < self.n_leaves:
-            raise ValueError(
-                f"SyntheticConfig: n_items={self.n_items} is fewer than the {self.n_leaves} leaf clusters"
-            )
+            raise ValueError(f"SyntheticConfig: n_items={self.n_items} is fewer than the {self.n_leaves} leaf clusters")
         if self.mean_interactions_per_session < 1.0:
             raise ValueError("SyntheticConfig.mean_interactions_per_session must be >= 1")
 
@@ -192,9 +213,7 @@ def _catalogue(cfg: SyntheticConfig, rng: np.random.Generator) -> _Catalogue:
     )
 
 
-def _interest_slots(
-    cfg: SyntheticConfig, cat: _Catalogue, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
+def _interest_slots(cfg: SyntheticConfig, cat: _Catalogue, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """``[n_users, n_interests]`` favourite leaves at the start and at the end of the week."""
     n_users, k = cfg.n_users, cfg.n_interests
     per_topic = cfg.subtopics_per_topic * cfg.leaves_per_subtopic

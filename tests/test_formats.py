@@ -58,8 +58,7 @@ def rows(inter: Interactions) -> list[tuple]:
 def test_csv_with_default_columns(tmp_path):
     path = write(
         tmp_path / "log.csv",
-        "user_id,item_id,behavior,timestamp,extra\n"
-        f"2,7,buy,{T0 + 5},x\n1,7,view,{T0},y\n2,7,view,{T0 + 5},z\n",
+        f"user_id,item_id,behavior,timestamp,extra\n2,7,buy,{T0 + 5},x\n1,7,view,{T0},y\n2,7,view,{T0 + 5},z\n",
     )
     inter = read_table(path, schema=VCB)
     assert rows(inter) == [(1, 7, "view", T0), (2, 7, "view", T0 + 5), (2, 7, "buy", T0 + 5)]
@@ -79,9 +78,7 @@ def test_tsv_with_renamed_columns_and_behavior_codes(tmp_path):
 
 def test_headerless_csv_by_position(tmp_path):
     path = write(tmp_path / "log.csv", f"{T0},5,1,cart\n{T0 + 9},6,1,buy\n")
-    inter = read_table(
-        path, schema=VCB, header=False, columns={"user": 2, "item": 1, "behavior": 3, "timestamp": 0}
-    )
+    inter = read_table(path, schema=VCB, header=False, columns={"user": 2, "item": 1, "behavior": 3, "timestamp": 0})
     assert rows(inter) == [(1, 5, "cart", T0), (1, 6, "buy", T0 + 9)]
 
 
@@ -94,9 +91,7 @@ def test_gzip_csv_is_recognised_by_its_suffixes(tmp_path):
 
 def test_parquet(tmp_path):
     pytest.importorskip("pyarrow")
-    frame = pd.DataFrame(
-        {"user_id": [3, 3], "item_id": [1, 2], "behavior": ["cart", "view"], "timestamp": [T0, T0]}
-    )
+    frame = pd.DataFrame({"user_id": [3, 3], "item_id": [1, 2], "behavior": ["cart", "view"], "timestamp": [T0, T0]})
     frame.to_parquet(tmp_path / "log.parquet")
     inter = read_table(tmp_path / "log.parquet", schema=VCB)
     assert rows(inter) == [(3, 2, "view", T0), (3, 1, "cart", T0)]  # equal times: lower level first
@@ -105,9 +100,7 @@ def test_parquet(tmp_path):
 def test_parquet_missing_column_lists_found_columns(tmp_path):
     pytest.importorskip("pyarrow")
     pd.DataFrame({"user_id": [1], "item_id": [2], "behavior": ["view"]}).to_parquet(tmp_path / "log.parquet")
-    with pytest.raises(
-        DataFormatError, match=r"log.parquet: missing column\(s\) \['timestamp'\]; found columns"
-    ):
+    with pytest.raises(DataFormatError, match=r"log.parquet: missing column\(s\) \['timestamp'\]; found columns"):
         read_table(tmp_path / "log.parquet", schema=VCB)
 
 
@@ -122,9 +115,7 @@ def test_rating_edges_make_movielens_behaviors(tmp_path):
 
 def test_datetime_strings_naive_in_timezone_and_with_offsets(tmp_path):
     naive = write(tmp_path / "a.csv", "user_id,item_id,behavior,timestamp\n1,1,view,2023-11-15 06:13:20\n")
-    offset = write(
-        tmp_path / "b.csv", "user_id,item_id,behavior,timestamp\n1,1,view,2023-11-15T06:13:20+08:00\n"
-    )
+    offset = write(tmp_path / "b.csv", "user_id,item_id,behavior,timestamp\n1,1,view,2023-11-15T06:13:20+08:00\n")
     assert read_table(naive, schema=VCB, timezone="Asia/Shanghai").timestamp.tolist() == [T0]
     assert read_table(naive, schema=VCB, timezone="+08:00").timestamp.tolist() == [T0]
     assert read_table(naive, schema=VCB).timestamp.tolist() == [T0 + 8 * 3600]
@@ -182,9 +173,7 @@ def test_line_numbers_count_blank_lines(tmp_path):
 
 def test_milliseconds_are_not_taken_for_seconds(tmp_path):
     path = write(tmp_path / "x.csv", HEAD + f"1,2,view,{T0 * 1000}\n")
-    with pytest.raises(
-        DataFormatError, match=r"line 2: field 'timestamp': .* past the year 5000 \(milliseconds"
-    ):
+    with pytest.raises(DataFormatError, match=r"line 2: field 'timestamp': .* past the year 5000 \(milliseconds"):
         read_table(path, schema=VCB)
 
 
@@ -224,9 +213,7 @@ def test_row_with_too_many_fields_names_the_line(tmp_path):
 def test_first_row_longer_than_the_header_is_an_error_not_a_shift(tmp_path):
     # pandas would otherwise take the first field as an index and shift every column by one.
     path = write(tmp_path / "x.csv", HEAD + f"1,2,view,{T0},9\n1,2,view,{T0},9\n")
-    with pytest.raises(
-        DataFormatError, match=r"x.csv, line 2: expected as many fields as the header, found more"
-    ):
+    with pytest.raises(DataFormatError, match=r"x.csv, line 2: expected as many fields as the header, found more"):
         read_table(path, schema=VCB)
 
 
@@ -338,9 +325,7 @@ def test_write_needs_sessions(tmp_path):
 
 
 def test_release_lists_of_unequal_length(tmp_path):
-    make_release(
-        tmp_path, **{"SMB.behavior": {"0": ["click", "cart", "click", "click", "buy"], "1": ["click", "buy"]}}
-    )
+    make_release(tmp_path, **{"SMB.behavior": {"0": ["click", "cart", "click", "click", "buy"], "1": ["click", "buy"]}})
     with pytest.raises(
         DataFormatError,
         match=r"Toy.SMB.behavior.json: user '1': 2 entries, but Toy.SMB.inter.json has 3 for this user",
@@ -396,9 +381,7 @@ def test_release_session_going_back_is_an_error(tmp_path):
 def test_release_item_without_semantic_id(tmp_path):
     index = {str(i): ["<a_1>", "<b_2>"] for i in (3, 4, 8, 17)}
     make_release(tmp_path, index=index)
-    with pytest.raises(
-        DataFormatError, match=r"Toy.index.json: item 9 has no semantic ID \(1 items lack one\)"
-    ):
+    with pytest.raises(DataFormatError, match=r"Toy.index.json: item 9 has no semantic ID \(1 items lack one\)"):
         read_gamer_release(tmp_path)
 
 
@@ -418,9 +401,7 @@ def test_release_malformed_token(tmp_path):
 
 def test_release_levels_must_be_distinct(tmp_path):
     make_release(tmp_path, behavior_level={"click": 0, "cart": 1, "buy": 1})
-    with pytest.raises(
-        DataFormatError, match=r"behaviors 'cart' and 'buy' share level 1; expected distinct levels"
-    ):
+    with pytest.raises(DataFormatError, match=r"behaviors 'cart' and 'buy' share level 1; expected distinct levels"):
         read_gamer_release(tmp_path)
 
 
@@ -466,9 +447,7 @@ def test_read_sslrec(tmp_path):
 
 
 @pytest.mark.parametrize("protocol", [0, 2, 4, 5])
-@pytest.mark.parametrize(
-    "kind", ["csr_matrix", "csc_matrix", "coo_matrix", "lil_matrix", "dok_matrix", "csr_array"]
-)
+@pytest.mark.parametrize("kind", ["csr_matrix", "csc_matrix", "coo_matrix", "lil_matrix", "dok_matrix", "csr_array"])
 def test_restricted_load_admits_sparse_matrices(tmp_path, kind, protocol):
     matrix = getattr(sp, kind)(np.array([[0, T0], [T0 + 1, 0]]))
     dump(tmp_path / "m.pkl", matrix, protocol)
@@ -487,9 +466,7 @@ class Evil:
 def test_malicious_pickle_is_refused_before_it_runs(tmp_path):
     marker = tmp_path / "pwned"
     dump(tmp_path / "train_mat_view.pkl", Evil(marker))
-    with pytest.raises(
-        pickle.UnpicklingError, match=r"train_mat_view.pkl: refused to load (posix|os|nt)\.system"
-    ):
+    with pytest.raises(pickle.UnpicklingError, match=r"train_mat_view.pkl: refused to load (posix|os|nt)\.system"):
         read_sslrec(tmp_path, ["view"], session_rule=SessionRule.gap(30))
     assert not marker.exists()
 
@@ -522,9 +499,7 @@ def test_sslrec_errors_name_file_and_what_was_found(tmp_path):
     with pytest.raises(DataFormatError, match=r"train_mat_buy.pkl: expected shape \(3, 4\) .*found \(3, 5\)"):
         read_sslrec(tmp_path, ["view", "buy"], session_rule=SessionRule.gap(30))
     dump(tmp_path / "train_mat_buy.pkl", np.zeros((3, 4)))
-    with pytest.raises(
-        DataFormatError, match=r"train_mat_buy.pkl: expected a scipy.sparse matrix, found ndarray"
-    ):
+    with pytest.raises(DataFormatError, match=r"train_mat_buy.pkl: expected a scipy.sparse matrix, found ndarray"):
         read_sslrec(tmp_path, ["view", "buy"], session_rule=SessionRule.gap(30))
 
 
@@ -556,9 +531,7 @@ def test_taobao_unknown_behavior_in_a_later_chunk(tmp_path):
 
 def test_taobao_bad_integer_and_field_count(tmp_path):
     path = write(tmp_path / "u.csv", TAOBAO + "\n4,1x4,103,pv,1511544075\n")
-    with pytest.raises(
-        DataFormatError, match=r"u.csv, line 7: field 'item_id': expected an integer, found '1x4'"
-    ):
+    with pytest.raises(DataFormatError, match=r"u.csv, line 7: field 'item_id': expected an integer, found '1x4'"):
         read_taobao_userbehavior(path, chunksize=2)
     path = write(tmp_path / "v.csv", "1,10,100,pv\n" + TAOBAO)
     with pytest.raises(DataFormatError, match=r"v.csv, line 1: expected 5 comma-separated fields .* found 4"):
@@ -585,9 +558,7 @@ RECBOLE_HEAD = "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
 
 
 def test_recbole_with_rating_edges(tmp_path):
-    path = write(
-        tmp_path / "m.inter", RECBOLE_HEAD + f"196\t242\t3\t{T0}\n196\t302\t5\t{T0 + 1}\n7\t1\t1\t{T0}\n"
-    )
+    path = write(tmp_path / "m.inter", RECBOLE_HEAD + f"196\t242\t3\t{T0}\n196\t302\t5\t{T0 + 1}\n7\t1\t1\t{T0}\n")
     inter = read_recbole_inter(path, schema=MOVIES, rating_edges=[3, 4])
     assert rows(inter) == [
         ("196", "242", "neutral", T0),

@@ -126,9 +126,7 @@ def test_repeated_ranked_item_names_query_and_item() -> None:
         evaluate([[1, 2], [7, 3, 7]], [{1}, {3}], ks=(1,))
     with pytest.raises(ValueError, match=r"ranked\[0\] repeats item 5"):
         evaluate(np.array([[5, 5, 1]]), [{1}], ks=(3,))
-    with pytest.raises(
-        ValueError, match=r"ranked\[0\] repeats item 9"
-    ):  # a repeat below the cutoff still counts
+    with pytest.raises(ValueError, match=r"ranked\[0\] repeats item 9"):  # a repeat below the cutoff still counts
         evaluate([[1, 9, 2, 9]], [{1}], ks=(1,))
 
 

@@ -226,3 +226,16 @@ def test_gt_removes_history_on_test_session_items_except_target_behavior(split):
     assert items(split, thinned.history(0)["item"]) == [1, 1, 1, 3, 2]
     assert thinned.history(0)["behavior"].tolist() == [V, C, B, V, B]
     assert report.history_removed == 1 and report.queries_skipped == 0
+
+
+def test_canonical_order_is_the_same_when_keys_are_too_wide_to_pack():
+    from protocols.interactions import _canonical_order
+
+    rng = np.random.default_rng(3)
+    n = 500
+    user, behavior = rng.integers(0, 5, n), rng.integers(0, 3, n)
+    narrow = rng.integers(0, 50, n)
+    wide = narrow * 2**58  # same order, but too wide to pack with the other keys
+    expected = np.lexsort((np.arange(n), behavior, narrow, user))
+    assert np.array_equal(_canonical_order(user, narrow, None, behavior), expected)
+    assert np.array_equal(_canonical_order(user, wide, None, behavior), expected)

@@ -113,9 +113,7 @@ def require_values(values: pd.Series, field: str, rows: Rows) -> None:
     """Raise at the first missing value: no reader drops incomplete rows silently."""
     missing = values.isna().to_numpy()
     if missing.any():
-        raise DataFormatError(
-            f"{rows.where(first(missing))}: field {field!r} is empty; expected a value in every row"
-        )
+        raise DataFormatError(f"{rows.where(first(missing))}: field {field!r} is empty; expected a value in every row")
 
 
 def id_column(values: pd.Series, field: str, rows: Rows) -> np.ndarray:
@@ -185,9 +183,7 @@ def _numbers(values: pd.Series, field: str, rows: Rows, expected: str) -> np.nda
     return numbers
 
 
-def rating_levels(
-    values: pd.Series, edges: Sequence[float], schema: Schema, field: str, rows: Rows
-) -> np.ndarray:
+def rating_levels(values: pd.Series, edges: Sequence[float], schema: Schema, field: str, rows: Rows) -> np.ndarray:
     """Levels from a numeric rating: level = number of edges <= rating (MovieLens: [3, 4])."""
     edges = np.asarray(edges, dtype=np.float64)
     if len(edges) != len(schema.behaviors) - 1 or (np.diff(edges) <= 0).any():
@@ -243,9 +239,7 @@ def unix_seconds(
     if parsed.isna().any():
         row = first(parsed.isna().to_numpy())
         expected = (
-            f"format {timestamp_format!r}"
-            if timestamp_format
-            else f"the format of the first row, {text.iloc[0]!r}"
+            f"format {timestamp_format!r}" if timestamp_format else f"the format of the first row, {text.iloc[0]!r}"
         )
         raise DataFormatError(
             f"{rows.where(row)}: field {field!r}: cannot parse timestamp {text.iloc[row]!r}; expected unix "

@@ -38,9 +38,7 @@ LEVEL_LETTERS = string.ascii_lowercase
 
 
 def _file(folder: Path, name: str, kind: str) -> Path:
-    suffix = {"level": "behavior_level.json", "index": "index.json", "item": "item.json"}.get(
-        kind, f"SMB.{kind}.json"
-    )
+    suffix = {"level": "behavior_level.json", "index": "index.json", "item": "item.json"}.get(kind, f"SMB.{kind}.json")
     return folder / f"{name}.{suffix}"
 
 
@@ -65,9 +63,7 @@ def _load_object(path: Path) -> dict[str, Any]:
         except json.JSONDecodeError as error:
             raise DataFormatError(f"{path}, line {error.lineno}: not valid JSON: {error.msg}") from None
     if not isinstance(data, dict):
-        raise DataFormatError(
-            f"{path}: expected a JSON object keyed by id, found a JSON {type(data).__name__}"
-        )
+        raise DataFormatError(f"{path}: expected a JSON object keyed by id, found a JSON {type(data).__name__}")
     return data
 
 
@@ -160,9 +156,7 @@ def _seconds(values: list, timezone: str, path: Path, positions: _Positions) -> 
     parsed = pd.to_datetime(text, format=TIME_FORMAT, errors="coerce")
     if parsed.isna().any():
         k = int(np.flatnonzero(parsed.isna().to_numpy())[0])
-        raise DataFormatError(
-            f"{positions.where(path, k)}: expected a time 'YYYY-MM-DD HH:MM:SS', found {values[k]!r}"
-        )
+        raise DataFormatError(f"{positions.where(path, k)}: expected a time 'YYYY-MM-DD HH:MM:SS', found {values[k]!r}")
     local = parsed.dt.tz_localize(tzinfo_from_name(timezone), ambiguous="NaT", nonexistent="NaT")
     if local.isna().any():
         k = int(np.flatnonzero(local.isna().to_numpy())[0])
@@ -270,9 +264,7 @@ def _first_step_back(values: np.ndarray, lengths: np.ndarray) -> int | None:
     return int(np.flatnonzero(back)[0]) if back.any() else None
 
 
-def _check_chronological(
-    timestamp: np.ndarray, lengths: np.ndarray, path: Path, positions: _Positions
-) -> None:
+def _check_chronological(timestamp: np.ndarray, lengths: np.ndarray, path: Path, positions: _Positions) -> None:
     """The lists are the sequences GAMER trains on: a time going back would be silently reordered."""
     k = _first_step_back(timestamp, lengths)
     if k is not None:
@@ -305,9 +297,7 @@ def _catalogue(paths: dict[str, Path], item: np.ndarray) -> tuple[np.ndarray, np
     return item_ids, semantic
 
 
-def read_gamer_release(
-    folder: str | os.PathLike, name: str | None = None, *, timezone: str = "UTC"
-) -> Interactions:
+def read_gamer_release(folder: str | os.PathLike, name: str | None = None, *, timezone: str = "UTC") -> Interactions:
     """Read a GAMER release folder; sessions come from the session file (rule ``file``).
 
     User ids become integers (the keys ``"0".."N-1"``), item ids the release's integers. The item
@@ -359,18 +349,14 @@ def _dump(path: Path, data: Any) -> Path:
 def _tokens(codes: np.ndarray, n_items: int) -> list[list[str]]:
     if codes.ndim != 2 or len(codes) != n_items or (codes < 0).any():
         raise ValueError(
-            f"semantic IDs must be non-negative integers of shape [n_items={n_items}, levels]; "
-            f"got shape {codes.shape}"
+            f"semantic IDs must be non-negative integers of shape [n_items={n_items}, levels]; got shape {codes.shape}"
         )
     if codes.shape[1] > len(LEVEL_LETTERS):
         raise ValueError(
-            f"semantic IDs have {codes.shape[1]} levels; "
-            f"the token format has letters for {len(LEVEL_LETTERS)}"
+            f"semantic IDs have {codes.shape[1]} levels; the token format has letters for {len(LEVEL_LETTERS)}"
         )
     letters = LEVEL_LETTERS[: codes.shape[1]]
-    return [
-        [f"<{letter}_{code}>" for letter, code in zip(letters, row, strict=True)] for row in codes.tolist()
-    ]
+    return [[f"<{letter}_{code}>" for letter, code in zip(letters, row, strict=True)] for row in codes.tolist()]
 
 
 def write_gamer_release(inter: Interactions, folder: str | os.PathLike, name: str) -> dict[str, Path]:

@@ -54,9 +54,7 @@ def _read_header(path: Path) -> tuple[str, dict[str, str]]:
     with open_text(path) as handle:
         line = handle.readline()
     if not line.strip():
-        raise DataFormatError(
-            f"{path}: the file is empty; expected a typed header such as 'user_id:token<TAB>...'"
-        )
+        raise DataFormatError(f"{path}: the file is empty; expected a typed header such as 'user_id:token<TAB>...'")
     return line.rstrip("\r\n"), parse_header(path, line.lstrip("\ufeff"))
 
 
@@ -65,9 +63,7 @@ def _require_fields(path: Path, fields: dict[str, str], wanted: dict[str, str]) 
     found = [f"{name}:{kind}" for name, kind in fields.items()]
     for role, name in wanted.items():
         if name not in fields:
-            raise DataFormatError(
-                f"{path}, line 1: missing {role} field {name!r}; found header fields {found}"
-            )
+            raise DataFormatError(f"{path}, line 1: missing {role} field {name!r}; found header fields {found}")
         if fields[name].endswith("_seq"):
             raise DataFormatError(
                 f"{path}, line 1: {role} field {name!r} has type {fields[name]!r}; expected token or float"
@@ -142,9 +138,7 @@ def read_recbole_inter(
     raw = {name: f"{name}:{fields[name]}" for name in wanted.values()}
     frame = _read_fields(path, raw, {name: PANDAS_TYPES[fields[name]] for name in raw})
     if frame.empty:
-        raise DataFormatError(
-            f"{path}: no data rows after the header {header!r}; expected at least one interaction"
-        )
+        raise DataFormatError(f"{path}: no data rows after the header {header!r}; expected at least one interaction")
     rows = Rows(str(path), path, header_lines=1)
     if behavior_field is None:
         behavior = np.zeros(len(frame), dtype=np.int8)

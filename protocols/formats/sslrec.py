@@ -41,9 +41,7 @@ SAFE_GLOBALS: frozenset[tuple[str, str]] = frozenset(
 # scipy.sparse.sparray (the base of the *_array classes) appeared in scipy 1.11.
 SPARSE_BASES = tuple(getattr(sp, base) for base in ("spmatrix", "sparray") if hasattr(sp, base))
 SPARSE_CLASSES = frozenset(
-    f"{kind}_{flavour}"
-    for kind in ("csr", "csc", "coo", "bsr", "dia", "lil", "dok")
-    for flavour in ("matrix", "array")
+    f"{kind}_{flavour}" for kind in ("csr", "csc", "coo", "bsr", "dia", "lil", "dok") for flavour in ("matrix", "array")
 )
 
 
@@ -77,9 +75,7 @@ def restricted_load(path: str | os.PathLike) -> Any:
         except pickle.UnpicklingError:
             raise
         except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as error:
-            raise DataFormatError(
-                f"{path}: not a readable pickle of a scipy.sparse matrix: {error}"
-            ) from None
+            raise DataFormatError(f"{path}: not a readable pickle of a scipy.sparse matrix: {error}") from None
 
 
 def _matrix_file(folder: Path, behavior: str) -> Path:
@@ -90,9 +86,7 @@ def _matrix_file(folder: Path, behavior: str) -> Path:
     return path
 
 
-def _entries(
-    path: Path, matrix: Any, shape: tuple[int, int] | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _entries(path: Path, matrix: Any, shape: tuple[int, int] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(row, column, timestamp) of every stored entry, checking that the values are timestamps."""
     if not sp.issparse(matrix):
         raise DataFormatError(f"{path}: expected a scipy.sparse matrix, found {type(matrix).__name__}")
@@ -141,9 +135,7 @@ def read_sslrec(
         parts.append((row, col, np.full(len(row), level, dtype=np.int8), stamp))
     user, item, level, stamp = (np.concatenate(column) for column in zip(*parts, strict=True))
     if len(user) == 0:
-        raise DataFormatError(
-            f"{folder}: the matrices {[f'train_mat_{b}.pkl' for b in behaviors]} hold no entries"
-        )
+        raise DataFormatError(f"{folder}: the matrices {[f'train_mat_{b}.pkl' for b in behaviors]} hold no entries")
     return Interactions.from_columns(
         user, item, level, stamp, schema, item_catalogue=np.arange(shape[1]), source=str(folder)
     )

@@ -63,9 +63,7 @@ def infer_format(path: Path) -> TableFormat:
     )
 
 
-def resolve_columns(
-    columns: Mapping[str, str | int | None] | None, header: bool
-) -> dict[str, str | int | None]:
+def resolve_columns(columns: Mapping[str, str | int | None] | None, header: bool) -> dict[str, str | int | None]:
     """The column of each role: the defaults overridden by ``columns``.
 
     ``None`` for ``behavior`` means "no behavior column" (single-behavior data, all level 0).
@@ -81,9 +79,7 @@ def resolve_columns(
     if not header:
         named = {role: col for role, col in resolved.items() if col is not None and not isinstance(col, int)}
         if named:
-            raise ValueError(
-                f"a file without a header names its columns by 0-based position; got names {named}"
-            )
+            raise ValueError(f"a file without a header names its columns by 0-based position; got names {named}")
     return resolved
 
 
@@ -110,9 +106,7 @@ def _read_parquet(path: Path, wanted: list[str | int]) -> pd.DataFrame:
     try:
         import pyarrow.parquet as pq
     except ImportError:
-        raise ImportError(
-            f"{path}: reading parquet needs pyarrow: pip install 'gamer-bench[parquet]'"
-        ) from None
+        raise ImportError(f"{path}: reading parquet needs pyarrow: pip install 'gamer-bench[parquet]'") from None
 
     columns = pq.read_schema(path).names
     missing = [col for col in wanted if col not in columns]
@@ -131,9 +125,7 @@ def _behavior(
 ) -> np.ndarray:
     if column is None:
         if len(schema.behaviors) != 1:
-            raise ValueError(
-                f"dataset {schema.name!r} has behaviors {list(schema.behaviors)}; name a behavior column"
-            )
+            raise ValueError(f"dataset {schema.name!r} has behaviors {list(schema.behaviors)}; name a behavior column")
         return np.zeros(len(frame), dtype=np.int8)
     if rating_edges is not None:
         return rating_levels(frame[column], rating_edges, schema, str(column), rows)

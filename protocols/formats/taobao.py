@@ -42,17 +42,13 @@ def _level_table(categories: pd.Index, schema: Schema, behavior_map: Mapping[str
     return np.array([level_of.get(name, -1) for name in names], dtype=np.int16)
 
 
-def _chunk_levels(
-    codes: np.ndarray, table: np.ndarray, raw: pd.Series, rows: Rows, known: list
-) -> np.ndarray:
+def _chunk_levels(codes: np.ndarray, table: np.ndarray, raw: pd.Series, rows: Rows, known: list) -> np.ndarray:
     levels = np.append(table, -1)[codes]  # code -1 (an empty field) picks the appended -1
     bad = levels < 0
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         found = "an empty value" if codes[row] < 0 else shown(raw.iloc[row])
-        raise DataFormatError(
-            f"{rows.where(row)}: field 'behavior_type': expected one of {known}, found {found}"
-        )
+        raise DataFormatError(f"{rows.where(row)}: field 'behavior_type': expected one of {known}, found {found}")
     return levels.astype(np.int8)
 
 
@@ -80,8 +76,7 @@ def _check_line(number: int, text: str, path: Path) -> None:
             int(fields[index])
         except ValueError:
             raise DataFormatError(
-                f"{path}, line {number}: field {FIELDS[index]!r}: "
-                f"expected an integer, found {fields[index]!r}"
+                f"{path}, line {number}: field {FIELDS[index]!r}: expected an integer, found {fields[index]!r}"
             ) from None
 
 
