@@ -8,8 +8,12 @@ ragged: ``offsets[q]:offsets[q + 1]`` indexes query q's history in the flat hist
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from protocols.interactions import Interactions
 
 
 def ragged_rows(offsets: np.ndarray) -> np.ndarray:
@@ -44,6 +48,32 @@ class Queries:
     session: np.ndarray
     pos_offsets: np.ndarray
     positives: np.ndarray
+
+    @classmethod
+    def from_log(
+        cls,
+        log: Interactions,
+        user: np.ndarray,
+        behavior: np.ndarray,
+        history_start: np.ndarray,
+        history_end: np.ndarray,
+        pos_offsets: np.ndarray,
+        positives: np.ndarray,
+    ) -> Queries:
+        """Queries whose histories are the rows ``history_start[q]:history_end[q]`` of ``log``."""
+        rows, offsets = gather_ranges(history_start, history_end)
+        session = log.session[rows] if log.session is not None else np.zeros(len(rows), dtype=np.int64)
+        return cls(
+            user=user,
+            behavior=np.asarray(behavior, dtype=np.int8),
+            offsets=offsets,
+            item=log.item[rows],
+            hist_behavior=log.behavior[rows],
+            timestamp=log.timestamp[rows],
+            session=session,
+            pos_offsets=pos_offsets,
+            positives=positives,
+        )
 
     def __len__(self) -> int:
         return len(self.user)

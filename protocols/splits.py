@@ -26,18 +26,16 @@ from protocols.sessions import FilterReport, filter_min_sessions, sessionize
 Part = Literal["valid", "test"]
 
 
-def _session_starts(inter: Interactions) -> np.ndarray:
-    """Row index where each user's last and second-to-last sessions start: two ``[n_users]`` arrays."""
-    offsets = inter.user_offsets
-    n = len(inter)
-    # Rows are in canonical order, so a user's session index is non-decreasing along its rows.
-    last_session = inter.session[offsets[1:] - 1]
-    row_key = inter.user * (inter.session.max() + 2) + inter.session
-    width = inter.session.max() + 2
-    users = np.arange(inter.n_users)
-    test_start = np.searchsorted(row_key, users * width + last_session, side="left")
-    valid_start = np.searchsorted(row_key, users * width + last_session - 1, side="left")
-    return np.minimum(valid_start, n), np.minimum(test_start, n)
+def _session_starts(inter: Interactions) -> tuple[np.ndarray, np.ndarray]:
+    """Row index where each user's second-to-last and last sessions start: two ``[n_users]`` arrays."""
+    # Rows are in canonical order, so (user, session) is non-decreasing along the rows.
+    width = int(inter.session.max()) + 2
+    row_key = inter.user * width + inter.session
+    last_session = inter.session[inter.user_offsets[1:] - 1]
+    users = np.arange(inter.n_users) * width
+    valid_start = np.searchsorted(row_key, users + last_session - 1, side="left")
+    test_start = np.searchsorted(row_key, users + last_session, side="left")
+    return valid_start, test_start
 
 
 @dataclass(frozen=True)
@@ -94,25 +92,18 @@ class SessionSplit:
         rows = self.session_rows(part)
         rows = rows[np.isin(inter.behavior[rows], levels)]
         users, beh, items = inter.user[rows], inter.behavior[rows].astype(np.int64), inter.item[rows]
-        n_items, n_beh = inter.n_items, len(inter.schema.behaviors)
+        n_items = inter.n_items
         triples = np.unique((beh * inter.n_users + users) * n_items + items)  # sorted by (b, u, item)
-        pair = triples // n_items
-        q_pair, first = np.unique(pair, return_index=True)
+        q_pair, first = np.unique(triples // n_items, return_index=True)
         q_user = q_pair % inter.n_users
-        q_beh = (q_pair // inter.n_users).astype(np.int8)
-        assert (q_beh < n_beh).all()
-        pos_offsets = np.concatenate([first, [len(triples)]]).astype(np.int64)
         start, _ = self._bounds(part)
-        hist, offsets = gather_ranges(inter.user_offsets[q_user], start[q_user])
-        return Queries(
+        return Queries.from_log(
+            inter,
             user=q_user,
-            behavior=q_beh,
-            offsets=offsets,
-            item=inter.item[hist],
-            hist_behavior=inter.behavior[hist],
-            timestamp=inter.timestamp[hist],
-            session=inter.session[hist],
-            pos_offsets=pos_offsets,
+            behavior=q_pair // inter.n_users,
+            history_start=inter.user_offsets[q_user],
+            history_end=start[q_user],
+            pos_offsets=np.append(first, len(triples)).astype(np.int64),
             positives=triples % n_items,
         )
 
@@ -128,16 +119,12 @@ def classic_leave_one_out(inter: Interactions) -> Queries:
     rows = np.flatnonzero(inter.behavior == target)
     users, last = np.unique(inter.user[rows][::-1], return_index=True)
     target_rows = rows[::-1][last]
-    hist, offsets = gather_ranges(inter.user_offsets[users], target_rows)
-    session = inter.session[hist] if inter.session is not None else np.zeros(len(hist), dtype=np.int64)
-    return Queries(
+    return Queries.from_log(
+        inter,
         user=users,
-        behavior=np.full(len(users), target, dtype=np.int8),
-        offsets=offsets,
-        item=inter.item[hist],
-        hist_behavior=inter.behavior[hist],
-        timestamp=inter.timestamp[hist],
-        session=session,
+        behavior=np.full(len(users), target),
+        history_start=inter.user_offsets[users],
+        history_end=target_rows,
         pos_offsets=np.arange(len(users) + 1, dtype=np.int64),
         positives=inter.item[target_rows],
     )
