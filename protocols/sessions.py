@@ -70,7 +70,7 @@ def local_day(timestamp: np.ndarray, timezone: str) -> np.ndarray:
     """Calendar day number of unix-second timestamps in ``timezone`` (IANA name or '+08:00')."""
     stamps = pd.to_datetime(timestamp, unit="s", utc=True)
     try:
-        local = stamps.tz_convert(_tzinfo(timezone))
+        local = stamps.tz_convert(tzinfo_from_name(timezone))
     except Exception as error:  # pandas raises several types for a bad zone name
         raise ValueError(
             f"unknown timezone {timezone!r}: use an IANA name such as 'Asia/Shanghai' or an offset such as '+08:00'"
@@ -79,7 +79,7 @@ def local_day(timestamp: np.ndarray, timezone: str) -> np.ndarray:
     return np.floor_divide(wall, 86400)
 
 
-def _tzinfo(timezone: str):
+def tzinfo_from_name(timezone: str):
     import datetime as dt
     import zoneinfo
 

@@ -21,7 +21,7 @@ import pandas as pd
 
 from protocols.formats.errors import DataFormatError
 from protocols.interactions import Schema
-from protocols.sessions import _tzinfo as tzinfo_from_name
+from protocols.sessions import tzinfo_from_name
 
 # Unix seconds of the year 5000: a larger number is almost surely in milliseconds or microseconds.
 MAX_UNIX_SECONDS = 95_617_584_000
