@@ -144,3 +144,18 @@ def test_table1_and_figure2_on_real_retailrocket(tmp_path, capsys, real_file):
     # Leave-one-out leaks: most buys were viewed or carted just before; the processed variant leaks less.
     assert ratio[("original", 5)] > 0.8 > ratio[("processed", 5)] > 0.6
     assert all(ratio[("original", k)] >= ratio[("processed", k)] for k in range(1, 11))
+
+
+def test_cells_run_in_two_processes_give_the_same_results(tmp_path, capsys, custom_dataset):
+    datasets = f"synthetic,{custom_dataset}"
+    serial, parallel = str(tmp_path / "serial"), str(tmp_path / "parallel")
+    for root, jobs in ((serial, "1"), (parallel, "2")):
+        code, out, _ = cli(
+            capsys, "run", "--table", "1", "--dataset", datasets, "--jobs", jobs, "--results-dir", root, "--quiet"
+        )
+        assert code == 0 and "2 cell(s) computed" in out
+    reports = [
+        json.loads(cli(capsys, "report", "--table", "1", "--format", "json", "--results-dir", r)[1])
+        for r in (serial, parallel)
+    ]
+    assert reports[0]["rows"] == reports[1]["rows"]
