@@ -23,7 +23,7 @@ from benchmark.tables import TableSpec
 from protocols import metrics
 from protocols.catalog import resolve
 from protocols.interactions import Interactions
-from protocols.splits import SessionSplit, classic_leave_one_out
+from protocols.splits import SessionSplit, classic_leave_one_out, processed_leave_one_out
 
 LEAKAGE_KS = tuple(range(1, 11))
 RANKING_KS = (1, 5, 10)
@@ -80,28 +80,12 @@ def _dataset_stats(cell: Cell) -> dict[str, Any]:
     }
 
 
-def processed_leave_one_out(inter: Interactions):
-    """Figure 2's "processed" variant: drop each query's single most recent history interaction when it
-    is a lower-level behavior on the target item (the click just before the buy)."""
-    from protocols.queries import Queries
-
-    queries: Queries = classic_leave_one_out(inter)
-    last = queries.offsets[1:] - 1
-    has = queries.history_lengths > 0
-    lower = np.zeros(len(queries), dtype=bool)
-    lower[has] = (queries.item[last[has]] == queries.positives[has]) & (
-        queries.hist_behavior[last[has]] < inter.schema.target_level
-    )
-    drop = np.zeros(len(queries.item), dtype=bool)
-    drop[last[lower]] = True
-    return queries, queries.drop_history(drop), int(lower.sum())
-
-
 def _leakage(cell: Cell) -> dict[str, Any]:
     from baselines.rule_based import RuleBased
 
     inter = load_dataset(cell.dataset)
-    original, processed, removed = processed_leave_one_out(inter)
+    original = classic_leave_one_out(inter)
+    processed, removed = processed_leave_one_out(original, inter.schema.target_level)
     rows = []
     for variant, queries in (("original", original), ("processed", processed)):
         ranked = RuleBased().recommend(queries, max(LEAKAGE_KS))

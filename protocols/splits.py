@@ -128,3 +128,22 @@ def classic_leave_one_out(inter: Interactions) -> Queries:
         pos_offsets=np.arange(len(users) + 1, dtype=np.int64),
         positives=inter.item[target_rows],
     )
+
+
+def processed_leave_one_out(queries: Queries, target_level: int) -> tuple[Queries, int]:
+    """Figure 2's "processed" variant of classic leave-one-out queries.
+
+    Each query's single most recent history interaction is removed when it is a lower-level
+    behavior on the target item (the view or cart just before the buy). Returns the queries and
+    how many histories lost an interaction.
+    """
+    last = queries.offsets[1:] - 1
+    has_history = queries.history_lengths > 0
+    lower = np.zeros(len(queries), dtype=bool)
+    ends = last[has_history]
+    lower[has_history] = (queries.item[ends] == queries.positives[has_history]) & (
+        queries.hist_behavior[ends] < target_level
+    )
+    drop = np.zeros(len(queries.item), dtype=bool)
+    drop[last[lower]] = True
+    return queries.drop_history(drop), int(lower.sum())

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from protocols import Interactions, Schema, SessionRule, SessionSplit, classic_leave_one_out, sessionize
 from protocols.sessions import filter_min_sessions, local_day, sessions_per_user
+from protocols.splits import processed_leave_one_out
 from protocols.tasks import Task, drop_lower_behaviors, drop_session_items
 
 MIN = 60
@@ -196,6 +197,17 @@ def test_classic_leave_one_out_takes_the_last_target_interaction():
     assert inter.user_ids[q.user].tolist() == ["alice"]
     assert inter.item_ids[q.positives].tolist() == [5]
     assert inter.item_ids[q.history(0)["item"]].tolist() == [1, 1, 2, 1, 3, 2, 4, 4, 4]
+
+
+def test_processed_leave_one_out_drops_only_a_lower_level_last_interaction_on_the_target():
+    rows = [("a", 1, V, 0), ("a", 2, C, 1), ("a", 2, B, 2)]  # cart of 2 just before its buy: dropped
+    rows += [("b", 3, V, 0), ("b", 4, V, 1), ("b", 3, B, 2)]  # last history item is another item: kept
+    rows += [("c", 5, B, 0), ("c", 5, B, 1)]  # last history interaction is a buy: kept
+    rows += [("d", 6, B, 0)]  # empty history
+    inter = log(rows)
+    processed, removed = processed_leave_one_out(classic_leave_one_out(inter), B)
+    assert removed == 1
+    assert [inter.item_ids[processed.history(q)["item"]].tolist() for q in range(4)] == [[1], [3, 4], [5], []]
 
 
 # -- test-time perturbations (Table 7) --------------------------------------------------------------
