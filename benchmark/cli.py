@@ -59,6 +59,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         force=args.force,
         progress=not args.quiet,
     )
+    for line in report.notes:
+        print(line, file=sys.stderr)
     for line in report.skipped:
         print(f"skipped: {line}", file=sys.stderr)
     print(f"{spec.id}: {len(report.computed)} cell(s) computed, {len(report.reused)} reused; results in {root}")

@@ -34,6 +34,7 @@ class RunReport:
     computed: list[Cell]
     reused: list[Cell]
     skipped: list[str]
+    notes: list[str]
 
 
 def _source_signature(dataset: str) -> dict[str, Any]:
@@ -77,6 +78,7 @@ def _dataset_stats(cell: Cell) -> dict[str, Any]:
             "interactions_removed": report.interactions_removed,
         },
         "session_rule": split.interactions.schema.session_rule.describe(),
+        "notes": [f"{split.interactions.schema.name}: {report}"],
     }
 
 
@@ -93,7 +95,11 @@ def _leakage(cell: Cell) -> dict[str, Any]:
         rows += [
             {"dataset": inter.schema.name, "variant": variant, "k": k, "ratio": scores[f"HR@{k}"]} for k in LEAKAGE_KS
         ]
-    return {"rows": rows, "targets": len(original), "processed_removed": removed}
+    notes = [
+        f"{inter.schema.name}: {len(original)} leave-one-out targets; the processed variant removed the "
+        f"last history interaction of {removed} of them"
+    ]
+    return {"rows": rows, "targets": len(original), "processed_removed": removed, "notes": notes}
 
 
 def _ranking(spec: TableSpec, cell: Cell, timings: dict[str, float]) -> dict[str, Any]:
@@ -128,11 +134,12 @@ def _ranking(spec: TableSpec, cell: Cell, timings: dict[str, float]) -> dict[str
         "per_query": {"user": test.user.tolist(), "behavior": test.behavior.tolist()}
         | {key: np.round(values, 6).tolist() for key, values in per_query.items()},
         "filter": str(split.filter_report),
+        "notes": [f"{split.interactions.schema.name}: {split.filter_report}; {len(test)} test queries"],
     }
 
 
-def run_cell(spec: TableSpec, cell: Cell, root: Path) -> Path:
-    """Compute one cell and store it with its provenance."""
+def run_cell(spec: TableSpec, cell: Cell, root: Path) -> list[str]:
+    """Compute one cell, store it with its provenance, and return its notes (what filters removed)."""
     timings: dict[str, float] = {}
     config = cell_config(spec, cell)
     start = time.perf_counter()
@@ -143,7 +150,8 @@ def run_cell(spec: TableSpec, cell: Cell, root: Path) -> Path:
     else:
         result = _ranking(spec, cell, timings)
     timings["total_s"] = time.perf_counter() - start
-    return save_cell(root, cell, result, provenance(config, cell.seed, timings))
+    save_cell(root, cell, result, provenance(config, cell.seed, timings))
+    return result["notes"]
 
 
 def expand(
@@ -198,12 +206,13 @@ def run(
             reused.append(cell)
         else:
             todo.append(cell)
+    notes: list[str] = []
     if todo:
         tasks = (delayed(run_cell)(spec, cell, root) for cell in todo)
         results = Parallel(n_jobs=jobs, return_as="generator")(tasks)
-        for _ in tqdm(results, total=len(todo), desc=spec.id, unit="cell", disable=not progress):
-            pass
-    return RunReport(todo, reused, skipped)
+        for cell_notes in tqdm(results, total=len(todo), desc=spec.id, unit="cell", disable=not progress):
+            notes += [note for note in cell_notes if note not in notes]
+    return RunReport(todo, reused, skipped, notes)
 
 
 def _json_roundtrip(value: Any) -> Any:

@@ -50,10 +50,11 @@ def test_datasets_lists_the_builtins(capsys):
 
 def test_table1_runs_stores_and_reports_json(tmp_path, capsys, custom_dataset):
     results = str(tmp_path / "results")
-    code, out, _ = cli(
+    code, out, err = cli(
         capsys, "run", "--table", "1", "--dataset", str(custom_dataset), "--results-dir", results, "--quiet"
     )
     assert code == 0 and "1 cell(s) computed" in out
+    assert "mine: users with fewer than 3 sessions: removed 0 users" in err  # every filter says what it removed
     code, out, _ = cli(capsys, "report", "--table", "1", "--format", "json", "--results-dir", results)
     doc = json.loads(out)
     assert doc["id"] == "table-1" and doc["profile"] is None
