@@ -201,12 +201,18 @@ def _is_numeric_text(values: pd.Series) -> bool:
 
 
 def _parse_datetimes(values: pd.Series, timestamp_format: str | None) -> pd.Series:
+    # Strings with different UTC offsets must be converted to one zone: pandas 3 raises for them,
+    # pandas 2 returns an object column (with a FutureWarning). Strings with no offset among them
+    # come back as NaT, and are reported as unparseable by the caller.
     try:
-        return pd.to_datetime(values, format=timestamp_format, errors="coerce")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            parsed = pd.to_datetime(values, format=timestamp_format, errors="coerce")
+        if pd.api.types.is_datetime64_any_dtype(parsed):
+            return parsed
     except ValueError:
-        # Strings with different UTC offsets: pandas wants them converted to one zone. Strings with
-        # no offset among them come back as NaT, and are reported as unparseable below.
-        return pd.to_datetime(values, format=timestamp_format, errors="coerce", utc=True)
+        pass
+    return pd.to_datetime(values, format=timestamp_format, errors="coerce", utc=True)
 
 
 def unix_seconds(
