@@ -48,32 +48,40 @@ class PerturbationReport:
         )
 
 
-def drop_lower_behaviors(
-    queries: Queries, rate: float, *, target_level: int, seed: int
-) -> tuple[Queries, PerturbationReport]:
-    """Test-time dropout of Table 7: behavior b of level L_b (lowest = 1) loses floor(n_b * r / L_b).
+def lower_behavior_drop_mask(
+    groups: np.ndarray, levels: np.ndarray, rate: float, *, target_level: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Which rows to drop so that, inside each group, behavior b of level L_b (lowest = 1) loses
+    floor(n_b * rate / L_b) of its rows, drawn at random; the target behavior never loses any.
 
-    n_b counts query q's history interactions with behavior b; which ones go is drawn from ``seed``.
-    The target behavior never loses anything. With r = 1 every lowest-level interaction goes and
-    half of level 2, as in the authors' code (their "dropout 1.0"). floor(), as in that code.
+    The one thinning rule behind both the training-time augmentation of Section 3.3 (a group is a
+    user's sequence) and the test-time dropout of Table 7 (a group is a query's history). floor(),
+    as in the authors' code: with rate 1 every lowest-level row goes and half of level 2.
     """
     if not 0.0 <= rate <= 1.0:
         raise ValueError(f"drop rate must be in [0, 1], got {rate}")
-    rows = ragged_rows(queries.offsets)
-    level = queries.hist_behavior.astype(np.int64)
+    level = levels.astype(np.int64)
+    order = np.lexsort((rng.random(len(groups)), level, groups))  # random order inside each (group, behavior)
+    key = groups[order] * (target_level + 1) + level[order]
+    starts = np.flatnonzero(np.diff(key, prepend=-1) != 0)
+    sizes = np.diff(np.append(starts, len(key)))
+    rank = np.arange(len(key)) - np.repeat(starts, sizes)
+    sorted_level = level[order]
+    quota = np.floor(np.repeat(sizes, sizes) * rate / (sorted_level + 1)).astype(np.int64)
+    drop = np.zeros(len(groups), dtype=bool)
+    drop[order] = (rank < quota) & (sorted_level < target_level)
+    return drop
+
+
+def drop_lower_behaviors(
+    queries: Queries, rate: float, *, target_level: int, seed: int
+) -> tuple[Queries, PerturbationReport]:
+    """Test-time dropout of Table 7 on each query's history (`lower_behavior_drop_mask`), seeded."""
     rng = np.random.default_rng(seed)
-    order = np.lexsort((rng.random(len(rows)), level, rows))  # random order inside each (query, behavior)
-    group = rows[order] * (target_level + 1) + level[order]
-    starts = np.flatnonzero(np.diff(group, prepend=-1) != 0)
-    sizes = np.diff(np.append(starts, len(group)))
-    rank = np.arange(len(group)) - np.repeat(starts, sizes)
-    lvl = level[order]
-    quota = np.floor(np.repeat(sizes, sizes) * rate / (lvl + 1)).astype(np.int64)
-    drop_sorted = (rank < quota) & (lvl < target_level)
-    drop = np.zeros(len(rows), dtype=bool)
-    drop[order] = drop_sorted
-    thinned = queries.drop_history(drop)
-    return thinned, PerturbationReport(f"drop rate {rate:g}", int(drop.sum()), 0)
+    drop = lower_behavior_drop_mask(
+        ragged_rows(queries.offsets), queries.hist_behavior, rate, target_level=target_level, rng=rng
+    )
+    return queries.drop_history(drop), PerturbationReport(f"drop rate {rate:g}", int(drop.sum()), 0)
 
 
 def drop_session_items(
