@@ -1,0 +1,614 @@
+"""Item tokenizers: each item becomes a short tuple of codes, the words a generative recommender emits.
+
+Three ways to make them (paper Section 4.1.4):
+
+- **given SIDs**: the semantic IDs a dataset ships with (ShortVideoAD's RQ-VAE codes, 4 x 8192).
+- **CIDs** (chunked IDs): the item index written in base 64, most significant digit first.
+- **RQ-VAE SIDs** trained here: an MLP autoencoder whose latent is residual-quantised, for data
+  without released SIDs (its input: modality features, or `gamer.embeddings.collaborative_embeddings`).
+
+Shared vocabulary layout (the decoder, beam search and every generative baseline rely on it)::
+
+    token 0                 pad
+    tokens 1 .. |B|         behavior tokens, lowest level first
+    offset_0 = 1 + |B|      level-0 code c  ->  token offset_0 + c
+    offset_{l+1} = offset_l + codebook_sizes[l]
+    vocab_size = 1 + |B| + sum(codebook_sizes)        (levels never share ids)
+
+Collisions (two items with one full code) are resolved as TIGER does: an extra last level numbers
+the items of each colliding group 0, 1, 2, ... The authors' code instead re-quantises colliding
+groups with Sinkhorn and leaves the rest colliding (reference code, Section 7.3).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from gamer.embeddings import collaborative_embeddings
+from protocols.interactions import Interactions, Schema
+
+_FORMAT = "gamer-bench item tokenizer"
+_FORMAT_VERSION = 1
+_META_FILE = "tokenizer.json"
+_CODES_FILE = "codes.npy"
+
+
+def _check_codes(codes: np.ndarray, codebook_sizes: tuple[int, ...], where: str) -> None:
+    """Raise ValueError (prefixed by ``where``) unless ``codes`` is ``[n_items >= 1, L]`` within the sizes."""
+    if codes.ndim != 2 or codes.shape[0] < 1 or codes.shape[1] < 1:
+        raise ValueError(f"{where}: codes must be a [n_items >= 1, levels >= 1] array, got shape {codes.shape}")
+    if len(codebook_sizes) != codes.shape[1]:
+        raise ValueError(f"{where}: {codes.shape[1]} code levels but {len(codebook_sizes)} codebook sizes")
+    if any(size < 1 for size in codebook_sizes):
+        raise ValueError(f"{where}: codebook sizes must be >= 1, got {codebook_sizes}")
+    low, high = codes.min(axis=0), codes.max(axis=0)
+    for level, size in enumerate(codebook_sizes):
+        if low[level] < 0 or high[level] >= size:
+            raise ValueError(
+                f"{where}: level {level} holds codes {int(low[level])}..{int(high[level])}, outside 0..{size - 1}"
+            )
+
+
+def _row_keys(codes: np.ndarray) -> np.ndarray:
+    """``[n]`` one opaque key per code row (its bytes), for equality look-ups; the order is not numeric."""
+    rows = np.ascontiguousarray(codes, dtype=np.int64)
+    return rows.view(np.dtype((np.void, rows.itemsize * rows.shape[1]))).ravel()
+
+
+def _group_sizes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``[n]`` group index of each row (rows with the same full code) and ``[n_groups]`` group sizes."""
+    _, group, sizes = np.unique(codes, axis=0, return_inverse=True, return_counts=True)
+    return group.ravel(), sizes
+
+
+def collision_rate_of(codes: np.ndarray) -> float:
+    """Share of rows whose full code is shared with at least one other row: ``[n, L]`` -> [0, 1]."""
+    group, sizes = _group_sizes(codes)
+    return float((sizes[group] > 1).mean())
+
+
+@dataclass(frozen=True, eq=False)
+class ItemTokenizer:
+    """Item index i -> ``codes[i] = (c_0, ..., c_{L-1})``, coarsest level first (module docstring).
+
+    ``codes`` is ``[n_items, L]`` int64 (stored read-only); ``0 <= codes[:, l] < codebook_sizes[l]``.
+    ``meta`` records provenance: how the codes were made, seed, collision rates before and after
+    disambiguation. It must hold JSON values only, since `save` writes it as JSON.
+    """
+
+    name: str
+    codes: np.ndarray = field(repr=False)
+    codebook_sizes: tuple[int, ...]
+    meta: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        codes = np.asarray(self.codes)
+        if codes.dtype.kind not in "iu":
+            raise ValueError(f"tokenizer {self.name!r}: codes must be integers, got dtype {codes.dtype}")
+        codes = np.array(codes, dtype=np.int64)  # a private copy, so freezing it cannot affect the caller
+        codes.setflags(write=False)
+        sizes = tuple(int(s) for s in self.codebook_sizes)
+        _check_codes(codes, sizes, f"tokenizer {self.name!r}")
+        object.__setattr__(self, "codes", codes)
+        object.__setattr__(self, "codebook_sizes", sizes)
+        object.__setattr__(self, "meta", dict(self.meta))
+
+    # -- shape ---------------------------------------------------------------------------------
+    @property
+    def n_items(self) -> int:
+        return self.codes.shape[0]
+
+    @property
+    def levels(self) -> int:
+        """L, the number of tokens per item."""
+        return self.codes.shape[1]
+
+    # -- vocabulary layout -----------------------------------------------------------------------
+    def level_offsets(self, n_behaviors: int) -> tuple[int, ...]:
+        """Global id of code 0 of each level: ``offset_0 = 1 + |B|``, then cumulative codebook sizes."""
+        if n_behaviors < 1:
+            raise ValueError(f"n_behaviors must be >= 1, got {n_behaviors}")
+        starts = 1 + n_behaviors + np.concatenate([[0], np.cumsum(self.codebook_sizes[:-1])])
+        return tuple(int(s) for s in starts)
+
+    def token_ids(self, n_behaviors: int) -> np.ndarray:
+        """``[n_items, L]`` int64 global token ids: ``codes[:, l] + offset_l``."""
+        return self.codes + np.asarray(self.level_offsets(n_behaviors), dtype=np.int64)
+
+    def vocab_size(self, n_behaviors: int) -> int:
+        """``1 + |B| + sum(codebook_sizes)``: pad, behaviors, then every level's codes."""
+        if n_behaviors < 1:
+            raise ValueError(f"n_behaviors must be >= 1, got {n_behaviors}")
+        return 1 + n_behaviors + sum(self.codebook_sizes)
+
+    # -- collisions and look-up ----------------------------------------------------------------
+    def collision_rate(self) -> float:
+        """Share of items whose full code is shared with another item (0 for a unique tokenizer)."""
+        return collision_rate_of(self.codes)
+
+    def is_unique(self) -> bool:
+        return self.collision_rate() == 0.0
+
+    @cached_property
+    def _sorted_keys(self) -> tuple[np.ndarray, np.ndarray]:
+        keys = _row_keys(self.codes)
+        order = np.argsort(keys, kind="stable")  # stable: among colliding items the lowest index comes first
+        return keys[order], order
+
+    def item_of_codes(self, codes: np.ndarray) -> np.ndarray:
+        """``[k, L]`` code rows -> ``[k]`` int64 item index, or -1 where no item has that code.
+
+        Where items collide, the lowest item index is returned. Out-of-range codes give -1.
+        """
+        codes = np.asarray(codes)
+        if codes.ndim != 2 or codes.shape[1] != self.levels:
+            raise ValueError(f"item_of_codes expects a [k, {self.levels}] array, got shape {codes.shape}")
+        if codes.dtype.kind not in "iu":
+            raise ValueError(f"item_of_codes expects integer codes, got dtype {codes.dtype}")
+        out = np.full(len(codes), -1, dtype=np.int64)
+        if len(codes) == 0:
+            return out
+        sorted_keys, order = self._sorted_keys
+        query = _row_keys(codes)
+        at = np.minimum(np.searchsorted(sorted_keys, query), len(sorted_keys) - 1)
+        found = sorted_keys[at] == query
+        out[found] = order[at[found]]
+        return out
+
+    # -- persistence ---------------------------------------------------------------------------
+    def save(self, folder: str | Path) -> Path:
+        """Write ``folder/tokenizer.json`` (name, sizes, meta) and ``folder/codes.npy``; return the folder."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        header = {
+            "format": _FORMAT,
+            "version": _FORMAT_VERSION,
+            "name": self.name,
+            "n_items": self.n_items,
+            "levels": self.levels,
+            "codebook_sizes": list(self.codebook_sizes),
+            "meta": self.meta,
+        }
+        text = json.dumps(header, indent=2, default=_json_value)  # before writing: a bad meta leaves no files
+        np.save(folder / _CODES_FILE, self.codes, allow_pickle=False)
+        (folder / _META_FILE).write_text(text + "\n", encoding="utf-8")
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> ItemTokenizer:
+        """Read a folder written by `save`; raise ValueError naming the file on anything malformed."""
+        folder = Path(folder)
+        meta_path, codes_path = folder / _META_FILE, folder / _CODES_FILE
+        try:
+            header = json.loads(meta_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{meta_path}: not valid JSON ({err})") from None
+        if not isinstance(header, dict) or header.get("format") != _FORMAT:
+            raise ValueError(f"{meta_path}: not a gamer-bench item tokenizer (no 'format': {_FORMAT!r})")
+        if header.get("version") != _FORMAT_VERSION:
+            raise ValueError(
+                f"{meta_path}: format version {header.get('version')!r}, this code reads {_FORMAT_VERSION}"
+            )
+        for key, kind in (("name", str), ("n_items", int), ("levels", int), ("codebook_sizes", list), ("meta", dict)):
+            if not isinstance(header.get(key), kind):
+                raise ValueError(f"{meta_path}: field {key!r} must be a JSON {kind.__name__}, got {header.get(key)!r}")
+        sizes = header["codebook_sizes"]
+        if not all(isinstance(s, int) for s in sizes):
+            raise ValueError(f"{meta_path}: codebook_sizes must be integers, got {sizes}")
+        try:
+            codes = np.load(codes_path, allow_pickle=False)
+        except ValueError as err:
+            raise ValueError(f"{codes_path}: not a plain numeric .npy array ({err})") from None
+        if codes.dtype != np.int64:
+            raise ValueError(f"{codes_path}: codes must be int64, got {codes.dtype}")
+        expected = (header["n_items"], header["levels"])
+        if codes.shape != expected:
+            raise ValueError(f"{codes_path}: shape {codes.shape}, but {meta_path.name} says {expected}")
+        _check_codes(codes, tuple(sizes), str(codes_path))
+        return cls(header["name"], codes, tuple(sizes), header["meta"])
+
+
+def _json_value(value: Any) -> Any:
+    """json.dumps fallback for numpy scalars and arrays in ``meta``."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"tokenizer meta holds a {type(value).__name__}, which JSON cannot store: {value!r}")
+
+
+# ---- collision handling ----------------------------------------------------------------------------
+
+
+def add_disambiguation_level(
+    codes: np.ndarray, codebook_sizes: tuple[int, ...] | None = None
+) -> tuple[np.ndarray, tuple[int, ...]]:
+    """TIGER's collision fix: ``[n, L]`` -> ``[n, L + 1]`` codes that are unique, and their sizes.
+
+    Items sharing a full code get an extra last code 0, 1, 2, ... in order of item index; an item
+    whose code is unique gets 0. The new level's size is the largest group. ``codebook_sizes``
+    default to each level's max code + 1.
+    """
+    codes = np.asarray(codes, dtype=np.int64)
+    sizes = tuple(int(s) for s in (codes.max(axis=0) + 1 if codebook_sizes is None else codebook_sizes))
+    _check_codes(codes, sizes, "add_disambiguation_level")
+    group, group_sizes = _group_sizes(codes)
+    order = np.argsort(group, kind="stable")  # rows by group, item index order inside a group
+    first = np.concatenate([[0], np.cumsum(group_sizes)[:-1]])  # where each group starts in `order`
+    suffix = np.empty(len(codes), dtype=np.int64)
+    suffix[order] = np.arange(len(codes)) - first[group[order]]
+    return np.column_stack([codes, suffix]), (*sizes, int(group_sizes.max()))
+
+
+def _disambiguated(name: str, codes: np.ndarray, sizes: tuple[int, ...], meta: dict[str, Any]) -> ItemTokenizer:
+    """The tokenizer of ``codes``, with a disambiguation level only if some items collide."""
+    before = collision_rate_of(codes)
+    added = before > 0.0
+    if added:
+        codes, sizes = add_disambiguation_level(codes, sizes)
+    meta = {**meta, "collision_rate_before": before, "collision_rate_after": 0.0, "disambiguation_level": added}
+    return ItemTokenizer(name, codes, sizes, meta)
+
+
+# ---- given semantic IDs and chunked IDs ------------------------------------------------------------
+
+
+def given_semantic_ids(schema_or_array: Schema | np.ndarray, name: str = "sid-given") -> ItemTokenizer:
+    """The SIDs released with the data (``Schema.item_semantic_ids``, ``[n_items, L]``), made unique.
+
+    Codebook sizes are each level's max code + 1. If codes collide, a disambiguation level is
+    appended (`add_disambiguation_level`); meta records the collision rate before and after.
+    """
+    if isinstance(schema_or_array, Schema):
+        if schema_or_array.item_semantic_ids is None:
+            raise ValueError(
+                f"dataset {schema_or_array.name!r} ships no semantic IDs; use kind 'rqvae' or 'cid' instead"
+            )
+        codes, source = np.asarray(schema_or_array.item_semantic_ids), f"schema {schema_or_array.name!r}"
+    else:
+        codes, source = np.asarray(schema_or_array), "array"
+    if codes.ndim != 2 or codes.dtype.kind not in "iu" or codes.size == 0:
+        raise ValueError(
+            f"semantic IDs must be a non-empty [n_items, levels] integer array, got {codes.dtype} {codes.shape}"
+        )
+    if codes.min() < 0:
+        raise ValueError(f"semantic IDs from {source} hold a negative code ({int(codes.min())})")
+    codes = codes.astype(np.int64)
+    sizes = tuple(int(s) for s in codes.max(axis=0) + 1)
+    return _disambiguated(name, codes, sizes, {"kind": "sid-given", "source": source})
+
+
+def chunked_ids(n_items: int, base: int = 64) -> ItemTokenizer:
+    """CIDs: item index i written in base ``base``, MOST significant digit first (paper: k = 64).
+
+    ``t = ceil(log_base n_items)`` digits (at least 1), computed in integers: the smallest t with
+    ``base**t >= n_items``. Unique by construction. Digit order differs between the codebases: the
+    GAMER authors' ``tokenize.py --cid`` is little-endian (first token = least significant digit),
+    MBGen's is big-endian; we follow the issue and MBGen, so the first token is the coarsest split,
+    as it is for SIDs. Every level has ``base`` codes, though the top digit may use fewer.
+    """
+    if n_items < 1:
+        raise ValueError(f"n_items must be >= 1, got {n_items}")
+    if base < 2:
+        raise ValueError(f"CID base must be >= 2, got {base}")
+    digits = 1
+    while base**digits < n_items:
+        digits += 1
+    place = base ** np.arange(digits - 1, -1, -1, dtype=np.int64)  # [t] most significant first
+    codes = (np.arange(n_items, dtype=np.int64)[:, None] // place) % base
+    meta = {"kind": "cid", "base": base, "digit_order": "most significant first", "collision_rate_before": 0.0}
+    return ItemTokenizer(f"cid-{base}", codes, (base,) * digits, meta)
+
+
+# ---- RQ-VAE ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RQVAEConfig:
+    """Training knobs of `train_rqvae`; levels and codebook size are its arguments (chosen per profile)."""
+
+    # The authors use 2048-1024-512-256-128-64; three layers are enough for 32-256-d inputs.
+    hidden_dims: tuple[int, ...] = (512, 256, 128)
+    e_dim: int = 32  # latent and code dimension, as in the authors' RQ-VAE
+    epochs: int = 500  # the authors run 20,000 epochs on 168k items; profiles lower it
+    batch_size: int = 1024
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    commitment: float = 0.25  # beta of VQ-VAE: pulls the encoder towards its codes
+    kmeans_iters: int = 20
+    # k-means initialisation runs on at most this many latents (a seeded sample): ~8 per code at 8192.
+    kmeans_max_points: int = 65_536
+    # Codes no batch used in an epoch are re-seeded from random residuals of that level.
+    reseed_dead_codes: bool = True
+
+
+def _nearest(x: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
+    """``[n, d]`` points, ``[k, d]`` centroids -> ``[n]`` index of each point's nearest centroid (L2)."""
+    chunk = max(1, 2**24 // len(centroids))  # bounds the [chunk, k] distance block to 64 MiB
+    c_sq = (centroids**2).sum(dim=1)
+    out = [torch.argmin(c_sq - 2.0 * part @ centroids.T, dim=1) for part in torch.split(x, chunk)]
+    return torch.cat(out)
+
+
+def _kmeans(x: torch.Tensor, k: int, *, iters: int, generator: torch.Generator) -> torch.Tensor:
+    """``[k, d]`` centroids of ``x`` ``[n, d]``: k-means++ seeding, then Lloyd iterations.
+
+    With fewer points than codes every point becomes a centroid and the rest repeat random points;
+    the duplicates go unused and dead-code re-seeding moves them during training.
+    """
+    n = len(x)
+    if n <= k:
+        extra = torch.randint(n, (k - n,), generator=generator)
+        return torch.cat([x, x[extra.to(x.device)]]).clone()
+    pick = torch.empty(k, dtype=torch.long)
+    pick[0] = torch.randint(n, (1,), generator=generator)
+    closest = ((x - x[pick[0]]) ** 2).sum(dim=1)
+    for j in range(1, k):
+        # k-means++: the next centroid is a point drawn with probability proportional to squared distance.
+        weights = closest.cpu().double()
+        if weights.sum() <= 0:  # every point coincides with a centroid: any point will do
+            weights = torch.ones(n, dtype=torch.double)
+        pick[j] = torch.multinomial(weights, 1, generator=generator)
+        closest = torch.minimum(closest, ((x - x[pick[j]]) ** 2).sum(dim=1))
+    centroids = x[pick.to(x.device)].clone()
+    for _ in range(iters):
+        assign = _nearest(x, centroids)
+        counts = torch.bincount(assign, minlength=k)
+        sums = torch.zeros_like(centroids).index_add_(0, assign, x)
+        empty = counts == 0
+        centroids = torch.where(empty[:, None], centroids, sums / counts.clamp(min=1)[:, None])
+        if empty.any():  # an empty cluster restarts at a random point
+            restart = torch.randint(n, (int(empty.sum()),), generator=generator)
+            centroids[empty] = x[restart.to(x.device)]
+    return centroids
+
+
+def _mlp(dims: list[int]) -> nn.Sequential:
+    """Linear layers ``dims[0] -> ... -> dims[-1]`` with ReLU between them, none after the last."""
+    layers: list[nn.Module] = []
+    for i, (d_in, d_out) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
+        linear = nn.Linear(d_in, d_out)
+        nn.init.xavier_normal_(linear.weight)  # as the authors' RQ-VAE
+        nn.init.zeros_(linear.bias)
+        layers.append(linear)
+        if i < len(dims) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class ResidualVQAutoencoder(nn.Module):
+    """MLP encoder -> L-level residual quantiser -> MLP decoder (RQ-VAE, Zeghidour et al.; TIGER).
+
+    Level l quantises the residual left by levels < l to its nearest code, so the code tuple goes
+    from coarse to fine. The decoder sees the sum of the chosen codes through a straight-through
+    estimator, so reconstruction gradients reach the encoder.
+    """
+
+    def __init__(self, in_dim: int, levels: int, codebook_size: int, config: RQVAEConfig) -> None:
+        super().__init__()
+        dims = [in_dim, *config.hidden_dims, config.e_dim]
+        self.encoder = _mlp(dims)
+        self.decoder = _mlp(dims[::-1])
+        self.codebooks = nn.Parameter(torch.zeros(levels, codebook_size, config.e_dim))  # set by k-means
+
+    def quantise(self, z: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+        """``z`` ``[n, e]`` -> codes ``[n, L]``, and per level the chosen code vectors and the residual input.
+
+        Each level's chosen vectors ``[n, e]`` carry gradient to its codebook only; the next level's
+        residual subtracts them without gradient, so the codebook loss alone moves the codes and the
+        encoder is moved by reconstruction and commitment.
+        """
+        residual = z
+        codes, chosen, residuals = [], [], []
+        for codebook in self.codebooks:
+            index = _nearest(residual.detach(), codebook.detach())
+            codes.append(index)
+            chosen.append(codebook[index])
+            residuals.append(residual)
+            residual = residual - chosen[-1].detach()
+        return torch.stack(codes, dim=1), chosen, residuals
+
+    def encode_codes(self, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+        """``[n, in_dim]`` -> ``[n, L]`` codes, in batches, without gradients."""
+        with torch.no_grad():
+            return torch.cat([self.quantise(self.encoder(part))[0] for part in torch.split(x, batch_size)])
+
+
+def _loss(
+    model: ResidualVQAutoencoder, x: torch.Tensor, commitment: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """Total loss, reconstruction MSE, codes ``[n, L]`` and residuals of one batch ``x`` ``[n, in_dim]``.
+
+    total = MSE(x_hat, x) + mean over levels of [ ||sg(r_l) - e_l||^2 + beta ||r_l - sg(e_l)||^2 ]
+    (sg = stop-gradient; the authors' `compute_loss` averages the levels the same way).
+    """
+    z = model.encoder(x)
+    codes, chosen, residuals = model.quantise(z)
+    quantised = torch.stack(chosen).sum(dim=0)
+    z_hat = z + (quantised - z).detach()  # straight-through: forward uses the codes, backward skips them
+    recon = torch.mean((model.decoder(z_hat) - x) ** 2)
+    vq = sum(
+        torch.mean((code - residual.detach()) ** 2) + commitment * torch.mean((residual - code.detach()) ** 2)
+        for code, residual in zip(chosen, residuals, strict=True)
+    )
+    return recon + vq / len(residuals), recon, codes, residuals
+
+
+def _init_codebooks(
+    model: ResidualVQAutoencoder, x: torch.Tensor, config: RQVAEConfig, generator: torch.Generator
+) -> None:
+    """k-means on each level's residuals of (a sample of) the untrained encoder's latents."""
+    sample = x
+    if len(x) > config.kmeans_max_points:
+        sample = x[torch.randperm(len(x), generator=generator)[: config.kmeans_max_points].to(x.device)]
+    with torch.no_grad():
+        residual = torch.cat([model.encoder(part) for part in torch.split(sample, config.batch_size)])
+        for level in range(len(model.codebooks)):
+            centroids = _kmeans(residual, model.codebooks.shape[1], iters=config.kmeans_iters, generator=generator)
+            model.codebooks[level] = centroids
+            residual = residual - centroids[_nearest(residual, centroids)]
+
+
+def _reseed_dead_codes(
+    model: ResidualVQAutoencoder, used: torch.Tensor, residuals: list[torch.Tensor], generator: torch.Generator
+) -> int:
+    """Move each code no item chose this epoch (``used`` ``[L, C]`` is False) onto a random residual.
+
+    ``residuals`` are the last batch's per-level residuals ``[n, e]``. A dead code never wins an
+    argmin, so the codebook loss never moves it; placed on live data it can win again. Returns how
+    many codes moved.
+    """
+    moved = 0
+    with torch.no_grad():
+        for level, residual in enumerate(residuals):
+            dead = torch.nonzero(~used[level]).ravel()
+            if len(dead):
+                pick = torch.randint(len(residual), (len(dead),), generator=generator).to(residual.device)
+                model.codebooks[level, dead] = residual[pick].detach()
+                moved += len(dead)
+    return moved
+
+
+def _curve(values: list[float], points: int = 50) -> list[float]:
+    """At most ``points`` evenly spaced entries of ``values``, first and last included."""
+    if len(values) <= points:
+        return values
+    at = np.unique(np.linspace(0, len(values) - 1, points).round().astype(int))
+    return [values[i] for i in at]
+
+
+def train_rqvae(
+    embeddings: np.ndarray,
+    levels: int,
+    codebook_size: int,
+    *,
+    seed: int = 0,
+    config: RQVAEConfig | None = None,
+    device: str = "cpu",
+    **overrides: Any,
+) -> ItemTokenizer:
+    """Train an RQ-VAE on ``embeddings`` ``[n_items, d]`` and tokenise every item with it.
+
+    ``levels`` x ``codebook_size`` codes (the paper: 4 x 8192); ``overrides`` replace fields of
+    ``config`` (``train_rqvae(x, 3, 16, epochs=50)``). Steps: inputs centred and divided by their
+    global std; codebooks initialised by k-means level by level; AdamW on the loss of `_loss`;
+    after every epoch but the last, codes unused in it are re-seeded from random residuals of the
+    epoch's last batch. Then every item gets its codes, and a disambiguation level is appended if
+    any collide. Deterministic under ``seed`` on CPU (the global torch RNG is left untouched).
+    """
+    config = replace(config or RQVAEConfig(), **overrides)
+    x_np = np.asarray(embeddings, dtype=np.float32)
+    if x_np.ndim != 2 or len(x_np) < 1 or not np.isfinite(x_np).all():
+        raise ValueError(f"embeddings must be a finite [n_items, d] array, got shape {x_np.shape}")
+    if levels < 1 or codebook_size < 1:
+        raise ValueError(f"need levels >= 1 and codebook_size >= 1, got {levels} x {codebook_size}")
+    mean, std = x_np.mean(axis=0), float(x_np.std())
+    x = torch.from_numpy((x_np - mean) / (std if std > 0 else 1.0)).to(device)
+    n = len(x)
+
+    generator = torch.Generator().manual_seed(seed)  # data order, k-means, re-seeding (CPU, so portable)
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)  # layer initialisation; CUDA generators untouched
+        model = ResidualVQAutoencoder(x.shape[1], levels, codebook_size, config).to(device)
+    _init_codebooks(model, x, config, generator)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+    recon_history: list[float] = []
+    reseeded = 0
+    for epoch in range(config.epochs):
+        model.train()
+        used = torch.zeros(levels, codebook_size, dtype=torch.bool, device=device)
+        recon_sum = 0.0
+        for batch in torch.split(torch.randperm(n, generator=generator).to(device), config.batch_size):
+            loss, recon, codes, residuals = _loss(model, x[batch], config.commitment)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            recon_sum += recon.item() * len(batch)
+            for level in range(levels):
+                used[level, codes[:, level]] = True
+        recon_history.append(recon_sum / n)
+        if config.reseed_dead_codes and epoch < config.epochs - 1:  # a code re-seeded after the last epoch is untrained
+            reseeded += _reseed_dead_codes(model, used, residuals, generator)
+
+    model.eval()
+    codes = model.encode_codes(x, config.batch_size).cpu().numpy().astype(np.int64)
+    meta = {
+        "kind": "rqvae",
+        "seed": seed,
+        "levels": levels,
+        "codebook_size": codebook_size,
+        "n_items": n,
+        "input_dim": int(x.shape[1]),
+        "config": asdict(config),
+        "input_scaling": "centred, divided by the global std",
+        "recon_mse_first_epoch": recon_history[0] if recon_history else None,
+        "recon_mse_last_epoch": recon_history[-1] if recon_history else None,
+        "recon_mse_curve": _curve(recon_history),
+        "dead_codes_reseeded": reseeded,
+        "codes_used_per_level": [int(len(np.unique(codes[:, level]))) for level in range(levels)],
+    }
+    return _disambiguated(f"rqvae-{levels}x{codebook_size}", codes, (codebook_size,) * levels, meta)
+
+
+# ---- one entry point -------------------------------------------------------------------------------
+
+KINDS = ("sid", "cid", "rqvae")
+
+
+def build_tokenizer(
+    kind: str,
+    train: Interactions,
+    *,
+    seed: int = 0,
+    cid_base: int = 64,
+    rqvae_levels: int = 4,
+    rqvae_codebook: int = 256,
+    rqvae_epochs: int | None = None,
+    rqvae: RQVAEConfig | None = None,
+    embedding_dim: int = 64,
+    embeddings: np.ndarray | None = None,
+    device: str = "cpu",
+) -> ItemTokenizer:
+    """The item tokenizer of one run. ``train`` is the training split (`SessionSplit.train`).
+
+    - ``"sid"``: the dataset's released SIDs if its schema has them, else as ``"rqvae"``.
+    - ``"cid"``: chunked IDs in base ``cid_base``.
+    - ``"rqvae"``: an RQ-VAE of ``rqvae_levels`` x ``rqvae_codebook`` codes (other knobs in ``rqvae``;
+      ``rqvae_epochs`` overrides its epochs) trained on ``embeddings`` ``[n_items, d]`` if given
+      (modality features), else on `collaborative_embeddings` of ``train`` (``embedding_dim`` dims).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown tokenizer kind {kind!r}; expected one of {list(KINDS)}")
+    n_items = train.n_items
+    if kind == "cid":
+        return chunked_ids(n_items, cid_base)
+    if kind == "sid" and train.schema.item_semantic_ids is not None:
+        tokenizer = given_semantic_ids(train.schema)
+        if tokenizer.n_items != n_items:
+            raise ValueError(f"dataset {train.schema.name!r}: {tokenizer.n_items} semantic-ID rows for {n_items} items")
+        return tokenizer
+
+    if embeddings is None:
+        embeddings = collaborative_embeddings(train, embedding_dim, seed=seed)
+        source = f"collaborative_embeddings(train, dim={embedding_dim})"
+    else:
+        source = "given embeddings"
+    if len(embeddings) != n_items:
+        raise ValueError(f"embeddings have {len(embeddings)} rows for {n_items} items")
+    config = rqvae or RQVAEConfig()
+    if rqvae_epochs is not None:
+        config = replace(config, epochs=rqvae_epochs)
+    tokenizer = train_rqvae(embeddings, rqvae_levels, rqvae_codebook, seed=seed, config=config, device=device)
+    note = {"embeddings": source}
+    if kind == "sid":
+        note["sid_fallback"] = f"dataset {train.schema.name!r} ships no semantic IDs: RQ-VAE SIDs trained here"
+    return replace(tokenizer, meta={**tokenizer.meta, **note})
