@@ -1,0 +1,80 @@
+"""Hyperparameters of the decoder-only rows per profile (beside the model, as RecBole keeps them).
+
+- ``paper``: Section 4.1.4 and the authors' configs: width 256, inner 512, 8 layers, 6 query and 3
+  key/value heads of 64, batch 4096, lr 5e-4, 200 epochs, patience 20, loss temperature 0.7,
+  history 100, 4x augmentation, dropout 0.2 (GAMER) / 0.1 attention only (Qwen3).
+- ``cpu``: the same shapes at a quarter of the width, for a laptop in hours.
+- ``smoke``: seconds on two CPU cores (CI): tiny widths, few epochs, short histories.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_MODEL = {
+    "smoke": {
+        "d_model": 32,
+        "n_layers": 2,
+        "n_heads": 2,
+        "n_kv_heads": 1,
+        "head_dim": 16,
+        "d_ff": 64,
+        "behavior_dim": 16,
+        "dropout": 0.1,
+        "attention_dropout": 0.0,  # on CPU, dropout inside attention takes torch's slow unfused path
+    },
+    "cpu": {
+        "d_model": 64,
+        "n_layers": 4,
+        "n_heads": 4,
+        "n_kv_heads": 2,
+        "head_dim": 16,
+        "d_ff": 128,
+        "behavior_dim": 16,
+        "dropout": 0.1,
+        "attention_dropout": 0.0,
+    },
+    "paper": {
+        "d_model": 256,
+        "n_layers": 8,
+        "n_heads": 6,
+        "n_kv_heads": 3,
+        "head_dim": 64,
+        "d_ff": 512,
+        "behavior_dim": 64,
+    },
+}
+_TRAINING = {
+    "smoke": {"epochs": 4, "batch_size": 128, "micro_batch": 128, "lr": 2e-3, "patience": 2, "temperature": 0.7},
+    "cpu": {"epochs": 40, "batch_size": 512, "micro_batch": 64, "lr": 1e-3, "patience": 5, "temperature": 0.7},
+    "paper": {"epochs": 200, "batch_size": 4096, "micro_batch": 128, "lr": 5e-4, "patience": 20, "temperature": 0.7},
+}
+_TOKENIZER = {
+    # RQ-VAE sizes for data without released semantic IDs (the paper: 4 x 8192 on ShortVideoAD).
+    "smoke": {"rqvae_levels": 3, "rqvae_codebook": 16, "rqvae_epochs": 20},
+    "cpu": {"rqvae_levels": 3, "rqvae_codebook": 64, "rqvae_epochs": 100},
+    "paper": {"rqvae_levels": 4, "rqvae_codebook": 256, "rqvae_epochs": 500},
+}
+_HISTORY = {"smoke": 20, "cpu": 50, "paper": 100}
+
+
+def decoder_profiles(
+    architecture: str, ids: str, *, session_wise: bool = False, augment_times: int = 4
+) -> dict[str, dict[str, Any]]:
+    """Hyperparameters of one decoder-only row for every profile."""
+    profiles = {}
+    for profile in ("smoke", "cpu", "paper"):
+        model = dict(_MODEL[profile])
+        if architecture == "qwen3" and profile == "paper":
+            model |= {"dropout": 0.0, "attention_dropout": 0.1}  # the authors' Qwen3-Light config
+        profiles[profile] = {
+            "architecture": architecture,
+            "session_wise": session_wise,
+            "ids": ids,
+            "tokenizer": dict(_TOKENIZER[profile]) if ids != "cid" else {},
+            "model": model,
+            "training": dict(_TRAINING[profile]),
+            "augment_times": augment_times,
+            "max_history": _HISTORY[profile],
+        }
+    return profiles

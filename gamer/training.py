@@ -1,0 +1,219 @@
+"""User-level training of the decoder-only models (Sections 3.4 and 4.1.4).
+
+AdamW, a linear warm-up over the first 4 % of the steps, cosine decay to a floor of 1e-6 (the
+paper; the authors' code decays to 0), gradient clipping at 1.0, and early stopping on the
+validation loss with the lowest-loss weights kept. One batch of ``batch_size`` sequences is split
+into micro-batches of at most ``micro_batch`` sequences whose gradients are accumulated, so the
+optimisation does not depend on how much fits in memory.
+
+Under ``torchrun`` (``WORLD_SIZE`` > 1) it trains data-parallel with DistributedDataParallel
+(gloo on CPU, NCCL on GPU): every rank takes an equal share of each batch, gradients are averaged,
+and the validation loss is reduced over ranks, so the result has the same meaning as one process.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from gamer.sequences import TokenBatch
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 200
+    batch_size: int = 4096  # sequences per optimiser step (paper: 4096)
+    micro_batch: int = 128  # sequences per forward pass; gradients accumulate up to batch_size
+    lr: float = 5e-4
+    weight_decay: float = 0.01
+    warmup: float = 0.04  # share of all steps spent in linear warm-up (paper: 4 %)
+    min_lr: float = 1e-6  # the cosine floor the paper states
+    patience: int = 20  # epochs without a better validation loss before stopping
+    temperature: float = 1.0  # the authors' runs divide logits by 0.7 in the loss
+    grad_clip: float = 1.0
+    seed: int = 0
+    device: str = "cpu"
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int
+    best_valid_loss: float
+    epochs_run: int
+    seconds: float
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+class NextTokenLoss(torch.nn.Module):
+    """Summed cross-entropy of ``batch.targets`` at ``batch.target_mask``, on logits / temperature.
+
+    Only ID tokens are targets: behavior tokens are inputs (the authors' choice; the paper's Eq. 6
+    sums over every token). Logits are computed at the target positions only, which spares the
+    ``[B, T, V]`` tensor. A module of its own so that DistributedDataParallel can wrap it.
+    """
+
+    def __init__(self, model: torch.nn.Module, temperature: float = 1.0) -> None:
+        super().__init__()
+        self.model = model
+        self.temperature = temperature
+
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        levels: torch.Tensor,
+        slots: torch.Tensor,
+        positions: torch.Tensor,
+        sessions: torch.Tensor,
+        targets: torch.Tensor,
+        target_mask: torch.Tensor,
+    ) -> torch.Tensor:
+        hidden = self.model.hidden_states(tokens, levels, slots, positions, sessions)
+        logits = self.model.logits(hidden[target_mask]) / self.temperature
+        return F.cross_entropy(logits, targets[target_mask], reduction="sum")
+
+    def on(self, batch: TokenBatch) -> torch.Tensor:
+        return self(
+            batch.tokens, batch.levels, batch.slots, batch.positions, batch.sessions, batch.targets, batch.target_mask
+        )
+
+
+def lr_lambda(total_steps: int, config: TrainConfig) -> Callable[[int], float]:
+    warmup = max(1, math.ceil(config.warmup * total_steps))
+    floor = config.min_lr / config.lr
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def _distributed() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def init_distributed() -> bool:
+    """Join the process group ``torchrun`` set up (gloo on CPU, NCCL on GPU); False when single-process."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or (dist.is_available() and dist.is_initialized()):
+        return dist.is_available() and dist.is_initialized()
+    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return True
+
+
+def evaluate_loss(model: torch.nn.Module, batches: list[TokenBatch], temperature: float, device: str) -> float:
+    """Mean per-token loss over every target token of ``batches`` (summed over ranks when distributed)."""
+    model.eval()
+    criterion = NextTokenLoss(model, temperature)
+    total = torch.zeros(2, dtype=torch.float64)
+    with torch.no_grad():
+        for batch in batches:
+            batch = batch.to(device)
+            loss = criterion.on(batch)
+            total += torch.tensor([loss.item(), float(batch.target_mask.sum())], dtype=torch.float64)
+    if _distributed()[1] > 1:
+        dist.all_reduce(total)
+    return float(total[0] / max(total[1], 1.0))
+
+
+def train_decoder(
+    model: torch.nn.Module,
+    make_batch: Callable[[np.ndarray], TokenBatch],
+    n_sequences: int,
+    valid_batches: list[TokenBatch],
+    config: TrainConfig,
+    *,
+    log: Callable[[dict[str, float]], None] | None = None,
+) -> TrainResult:
+    """Train ``model`` in place and leave it holding the weights with the lowest validation loss.
+
+    ``make_batch(indices)`` encodes the given training sequences; sequences are shuffled each epoch
+    from ``config.seed``. ``valid_batches`` are this rank's share of the validation samples.
+    """
+    rank, world = _distributed()
+    device = config.device
+    model.to(device)
+    criterion = NextTokenLoss(model, config.temperature)
+    trained = torch.nn.parallel.DistributedDataParallel(criterion) if world > 1 else criterion
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.lr,
+    )
+    steps_per_epoch = max(1, math.ceil(n_sequences / config.batch_size))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(steps_per_epoch * config.epochs, config))
+    rng = np.random.default_rng(config.seed)
+    best = (math.inf, -1, copy.deepcopy(model.state_dict()))
+    history: list[dict[str, float]] = []
+    start = time.perf_counter()
+    epoch = 0
+    for epoch in range(config.epochs):
+        model.train()
+        order = rng.permutation(n_sequences)
+        train_loss, train_tokens = 0.0, 0
+        for step in range(steps_per_epoch):
+            step_ids = order[step * config.batch_size : (step + 1) * config.batch_size]
+            mine = np.array_split(step_ids, world)[rank]  # every rank an equal share of the batch
+            pieces = [mine[i : i + config.micro_batch] for i in range(0, len(mine), config.micro_batch)] or [mine]
+            batches = [make_batch(p).to(device) for p in pieces if len(p)]
+            n_targets = sum(int(b.target_mask.sum()) for b in batches)
+            optimizer.zero_grad(set_to_none=True)
+            for i, batch in enumerate(batches):
+                # Sum over micro-batches, divided once by the step's token count: the mean of the full batch.
+                sync = world == 1 or i == len(batches) - 1
+                context = trained.no_sync() if not sync else _null_context()
+                with context:
+                    loss = trained(
+                        batch.tokens,
+                        batch.levels,
+                        batch.slots,
+                        batch.positions,
+                        batch.sessions,
+                        batch.targets,
+                        batch.target_mask,
+                    )
+                    (loss / max(n_targets, 1)).backward()
+                train_loss += loss.item()
+                train_tokens += int(batch.target_mask.sum())
+            if config.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            scheduler.step()
+        valid_loss = evaluate_loss(model, valid_batches, config.temperature, device)
+        record = {
+            "epoch": epoch,
+            "train_loss": train_loss / max(train_tokens, 1),
+            "valid_loss": valid_loss,
+            "lr": scheduler.get_last_lr()[0],
+            "seconds": time.perf_counter() - start,
+        }
+        history.append(record)
+        if log is not None and rank == 0:
+            log(record)
+        if valid_loss < best[0]:
+            best = (valid_loss, epoch, copy.deepcopy(model.state_dict()))
+        elif epoch - best[1] >= config.patience:
+            break
+    model.load_state_dict(best[2])
+    return TrainResult(best[1], best[0], epoch + 1, time.perf_counter() - start, history)
+
+
+class _null_context:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
