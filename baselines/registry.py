@@ -7,12 +7,14 @@ A table row whose model is not registered yet is reported as "not run", never as
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from baselines.base import Recommender
 from baselines.rule_based import RuleBased
+from gamer.profiles import decoder_profiles
 
 PROFILES = ("smoke", "cpu", "paper")
 
@@ -21,7 +23,7 @@ PROFILES = ("smoke", "cpu", "paper")
 class ModelEntry:
     name: str
     label: str
-    factory: Callable[..., Recommender]
+    factory: Callable[..., Recommender] | str  # a class, or "module:Class" imported on first use
     profiles: dict[str, dict[str, Any]] = field(default_factory=lambda: {p: {} for p in PROFILES})
 
     def hyperparameters(self, profile: str) -> dict[str, Any]:
@@ -29,11 +31,40 @@ class ModelEntry:
             raise ValueError(f"model {self.name!r} has no profile {profile!r}; profiles: {sorted(self.profiles)}")
         return dict(self.profiles[profile])
 
+    def factory_class(self) -> Callable[..., Recommender]:
+        if isinstance(self.factory, str):
+            # Import heavy model code (torch) only when a row is actually run.
+            module, _, name = self.factory.partition(":")
+            return getattr(importlib.import_module(module), name)
+        return self.factory
+
     def build(self, profile: str, seed: int) -> Recommender:
-        return self.factory(seed=seed, **self.hyperparameters(profile))
+        return self.factory_class()(seed=seed, **self.hyperparameters(profile))
 
 
-MODELS: dict[str, ModelEntry] = {entry.name: entry for entry in (ModelEntry("rule_based", "Rule-Based", RuleBased),)}
+_DECODER = "gamer.recommender:GenerativeRecommender"
+
+
+def _decoder_rows() -> list[ModelEntry]:
+    rows = []
+    for ids in ("sid", "cid"):
+        tag = ids.upper()
+        for arch, label, session in (
+            ("gamer", "GAMER", False),
+            ("qwen3", "Qwen3", False),
+            ("gamer", "GAMER w/ session-wise", True),
+            ("qwen3", "Qwen3 w/ session-wise", True),
+        ):
+            name = f"{arch}{'_session' if session else ''}_{ids}"
+            rows.append(
+                ModelEntry(name, f"{label} ({tag})", _DECODER, decoder_profiles(arch, ids, session_wise=session))
+            )
+    return rows
+
+
+MODELS: dict[str, ModelEntry] = {
+    entry.name: entry for entry in (ModelEntry("rule_based", "Rule-Based", RuleBased), *_decoder_rows())
+}
 
 
 def get(name: str) -> ModelEntry:

@@ -99,6 +99,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_perf(args: argparse.Namespace) -> int:
+    if args.what == "gamer":
+        from benchmark import perf_gamer
+
+        return perf_gamer.main(repeat=args.repeat, dims=args.dims)
     from benchmark import perf
 
     return perf.main(args.what, repeat=args.repeat, taobao_rows=args.taobao_rows)
@@ -138,7 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(func=cmd_report)
 
     perf = sub.add_parser("perf", help="measure throughput (slow checks live here, not in the tests)")
-    perf.add_argument("what", choices=("data",), help="data: importers, sessionizing and splitting")
+    perf.add_argument(
+        "what", choices=("data", "gamer"), help="data: importers, sessions, splits; gamer: training, MFU, decoding"
+    )
+    perf.add_argument("--dims", choices=("paper", "smoke"), default="paper", help="model size for perf gamer")
     perf.add_argument("--repeat", type=int, default=5)
     perf.add_argument("--taobao-rows", type=int, default=2_000_000, help="size of the streamed Taobao file (0: skip)")
     perf.set_defaults(func=cmd_perf)

@@ -55,38 +55,49 @@ def _ranking_documents(spec: TableSpec, cells: list[dict]) -> list[Document]:
     for cell in cells:
         by_profile[cell["cell"]["profile"]].append(cell)
     documents = []
+    several = len(spec.evaluations) > 1
     for profile in sorted(by_profile):
-        grouped: dict[tuple[str, str], list[dict]] = defaultdict(list)
+        grouped: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
         datasets = []
         for cell in by_profile[profile]:
-            key = (cell["result"].get("dataset_name", cell["cell"]["dataset"]), cell["cell"]["model"])
-            grouped[key].append(cell)
-            if key[0] not in datasets:
-                datasets.append(key[0])
+            dataset = cell["result"].get("dataset_name", cell["cell"]["dataset"])
+            grouped[(dataset, cell["cell"]["model"], cell["cell"].get("variant", ""))].append(cell)
+            if dataset not in datasets:
+                datasets.append(dataset)
         rows, seeds = [], set()
         for dataset in datasets:
-            for row in spec.rows:
-                found = grouped.get((dataset, row.model), [])
-                entry: dict[str, Any] = {"dataset": dataset, "model": row.model, "label": row.label}
-                if not found:
-                    rows.append(entry | {c: NOT_RUN for c in spec.columns})
-                    continue
-                for column in spec.columns:
-                    mean, std = _mean_std([c["result"]["metrics"][column] for c in found])
-                    entry[column] = round(mean, 6)
-                    if len(found) > 1:
-                        entry[column + " std"] = round(std, 6)
-                entry["seeds"] = sorted(c["cell"]["seed"] for c in found)
-                entry["queries"] = found[0]["result"]["queries"]
-                seeds.update(entry["seeds"])
-                rows.append(entry)
+            for evaluation in spec.evaluations:
+                for row in spec.rows:
+                    found = grouped.get((dataset, row.model, row.variant), [])
+                    entry: dict[str, Any] = {"dataset": dataset, "model": row.model, "variant": row.variant}
+                    entry |= {"label": row.label} | ({"evaluation": evaluation.key} if several else {})
+                    results = [c["result"].get("evaluations", {}).get(evaluation.key) for c in found]
+                    results = [r for r in results if r is not None]
+                    if not results:
+                        rows.append(entry | {c: NOT_RUN for c in spec.columns})
+                        continue
+                    for column in spec.columns:
+                        mean, std = _mean_std([r["metrics"][column] for r in results])
+                        entry[column] = round(mean, 6)
+                        if len(results) > 1:
+                            entry[column + " std"] = round(std, 6)
+                    entry["seeds"] = sorted(c["cell"]["seed"] for c in found)
+                    entry["queries"] = results[0]["queries"]
+                    seeds.update(entry["seeds"])
+                    rows.append(entry)
+        tasks = sorted({e.task.value for e in spec.evaluations})
         header = [
             f"Datasets: {', '.join(datasets)} (paper: {spec.paper_dataset})",
-            f"Task: {spec.task.value} item prediction; protocol: session-wise leave-one-out, full ranking",
+            f"Task: {', '.join(tasks)} item prediction; protocol: session-wise leave-one-out, full ranking",
             f"Profile: {profile}; seeds: {', '.join(map(str, sorted(seeds))) or '-'}",
         ]
         documents.append(Document(spec, profile, rows, header))
     return documents
+
+
+def paper_value_key(row: dict[str, Any]) -> tuple[str, str, str]:
+    """How a paper row and one of ours are matched: model, variant, evaluation."""
+    return row["model"], row.get("variant", ""), row.get("evaluation", "")
 
 
 def documents_for(spec: TableSpec, root: Path) -> list[Document]:
@@ -128,14 +139,19 @@ def _grid(doc: Document) -> tuple[list[str], list[list[str]]]:
     """Headers and body lines, ours and the paper's beside each other."""
     spec = doc.spec
     if spec.kind == "ranking":
-        headers = ["Model", "Source"] + list(spec.columns)
-        paper = {p["model"]: p for p in spec.paper}
+        several = len(spec.evaluations) > 1
+        headers = (["Evaluation"] if several else []) + ["Model", "Source"] + list(spec.columns)
+        paper = {paper_value_key(p): p for p in spec.paper}
         body = []
         for row in doc.rows:
-            body.append([row["label"], f"ours ({row['dataset']})"] + [_cell_text(row, c) for c in spec.columns])
-            if row["model"] in paper:
+            lead = [row.get("evaluation", "")] if several else []
+            body.append(lead + [row["label"], f"ours ({row['dataset']})"] + [_cell_text(row, c) for c in spec.columns])
+            published = paper.get(paper_value_key(row))
+            if published is not None:
                 body.append(
-                    ["", f"paper ({spec.paper_dataset})"] + [_fmt(paper[row["model"]][c]) for c in spec.columns]
+                    ([""] if several else [])
+                    + ["", f"paper ({spec.paper_dataset})"]
+                    + [_fmt(published[c]) for c in spec.columns]
                 )
         return headers, body
     if spec.kind == "leakage":

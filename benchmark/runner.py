@@ -19,11 +19,13 @@ from tqdm import tqdm
 
 from baselines import registry
 from benchmark.store import Cell, load_cell, provenance, save_cell
-from benchmark.tables import TableSpec
+from benchmark.tables import Evaluation, Row, TableSpec
 from protocols import metrics
 from protocols.catalog import resolve
 from protocols.interactions import Interactions
+from protocols.queries import Queries
 from protocols.splits import SessionSplit, classic_leave_one_out, processed_leave_one_out
+from protocols.tasks import drop_lower_behaviors, drop_session_items
 
 LEAKAGE_KS = tuple(range(1, 11))
 RANKING_KS = (1, 5, 10)
@@ -53,14 +55,36 @@ def load_dataset(dataset: str) -> Interactions:
     return resolve(dataset).load()
 
 
+def _row(spec: TableSpec, cell: Cell) -> Row:
+    for row in spec.rows:
+        if (row.model, row.variant) == (cell.model, cell.variant):
+            return row
+    raise ValueError(f"{spec.id} has no row {cell.row_key!r}")
+
+
+def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``overrides`` applied; nested dicts (``training``, ``model``) merge key by key."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        merged[key] = (
+            merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+        )
+    return merged
+
+
+def hyperparameters(spec: TableSpec, cell: Cell) -> dict[str, Any]:
+    return merge(registry.get(cell.model).hyperparameters(cell.profile), dict(_row(spec, cell).overrides))
+
+
 def cell_config(spec: TableSpec, cell: Cell) -> dict[str, Any]:
     config: dict[str, Any] = {"table": spec.id, "kind": spec.kind, "dataset": _source_signature(cell.dataset)}
     if spec.kind == "ranking":
         config |= {
-            "task": spec.task.value,
+            "evaluations": [e.key for e in spec.evaluations],
             "model": cell.model,
+            "variant": cell.variant,
             "profile": cell.profile,
-            "hyperparameters": registry.get(cell.model).hyperparameters(cell.profile),
+            "hyperparameters": hyperparameters(spec, cell),
             "ks": list(RANKING_KS),
             "protocol": "session-wise leave-one-out, full ranking",
         }
@@ -102,39 +126,75 @@ def _leakage(cell: Cell) -> dict[str, Any]:
     return {"rows": rows, "targets": len(original), "processed_removed": removed, "notes": notes}
 
 
+def _test_queries(split: SessionSplit, evaluation: Evaluation, seed: int) -> tuple[Queries, str]:
+    """The test queries of an evaluation, with its test-time perturbation applied (Table 7)."""
+    queries = evaluation.task.queries(split, "test")
+    perturbation = evaluation.perturbation
+    if not perturbation:
+        return queries, ""
+    if perturbation == "gt":
+        queries, report = drop_session_items(split, queries)
+    elif perturbation.startswith("drop-"):
+        rate = float(perturbation.removeprefix("drop-"))
+        target = split.interactions.schema.target_level
+        queries, report = drop_lower_behaviors(queries, rate, target_level=target, seed=seed)
+    else:
+        raise ValueError(f"unknown test-time perturbation {perturbation!r}; use 'drop-<rate>' or 'gt'")
+    return queries, str(report)
+
+
+def _scores(split: SessionSplit, queries: Queries, ranked) -> dict[str, Any]:
+    per_query = metrics.evaluate_per_query(ranked, queries.positive_sets(), ks=RANKING_KS)
+    behaviors = split.interactions.schema.behaviors
+    by_behavior = {}
+    for level in np.unique(queries.behavior):
+        mask = queries.behavior == level
+        by_behavior[behaviors[level]] = {"queries": int(mask.sum())} | {
+            key: float(values[mask].mean()) for key, values in per_query.items()
+        }
+    return {
+        "metrics": {key: float(values.mean()) for key, values in per_query.items()},
+        "queries": len(queries),
+        "by_behavior": by_behavior,
+        "per_query": {"user": queries.user.tolist(), "behavior": queries.behavior.tolist()}
+        | {key: np.round(values, 6).tolist() for key, values in per_query.items()},
+    }
+
+
 def _ranking(spec: TableSpec, cell: Cell, timings: dict[str, float]) -> dict[str, Any]:
     inter = load_dataset(cell.dataset)
     start = time.perf_counter()
     split = SessionSplit.from_interactions(inter)
     valid = split.queries("valid")
-    test = spec.task.queries(split, "test")
+    tests = [_test_queries(split, evaluation, cell.seed) for evaluation in spec.evaluations]
     timings["split_s"] = time.perf_counter() - start
-    if len(test) == 0:
-        raise ValueError(f"{cell.describe()}: no test query (no user's last session holds the evaluated behavior)")
-    model = registry.get(cell.model).build(cell.profile, cell.seed)
+    name = split.interactions.schema.name
+    for evaluation, (queries, _) in zip(spec.evaluations, tests, strict=True):
+        if len(queries) == 0:
+            raise ValueError(f"{cell.describe()}: no test query for {evaluation.key} on {name}")
+    entry = registry.get(cell.model)
+    model = entry.factory_class()(seed=cell.seed, **hyperparameters(spec, cell))
     start = time.perf_counter()
     model.fit(split.train, valid)
     timings["fit_s"] = time.perf_counter() - start
-    start = time.perf_counter()
-    ranked = model.recommend(test, max(RANKING_KS))
-    timings["recommend_s"] = time.perf_counter() - start
-    per_query = metrics.evaluate_per_query(ranked, test.positive_sets(), ks=RANKING_KS)
-    behaviors = split.interactions.schema.behaviors
-    by_behavior = {}
-    for level in np.unique(test.behavior):
-        mask = test.behavior == level
-        by_behavior[behaviors[level]] = {"queries": int(mask.sum())} | {
-            key: float(values[mask].mean()) for key, values in per_query.items()
-        }
+    evaluations = {}
+    notes = [f"{name}: {split.filter_report}"]
+    for evaluation, (queries, perturbed) in zip(spec.evaluations, tests, strict=True):
+        start = time.perf_counter()
+        ranked = model.recommend(queries, max(RANKING_KS))
+        timings[f"recommend_s[{evaluation.key}]"] = time.perf_counter() - start
+        evaluations[evaluation.key] = _scores(split, queries, ranked)
+        notes.append(f"{name}: {evaluation.key}: {len(queries)} test queries" + (f"; {perturbed}" if perturbed else ""))
+    first = evaluations[spec.evaluations[0].key]
+    describe = getattr(model, "describe", None)
     return {
-        "dataset_name": split.interactions.schema.name,
-        "metrics": {key: float(values.mean()) for key, values in per_query.items()},
-        "queries": len(test),
-        "by_behavior": by_behavior,
-        "per_query": {"user": test.user.tolist(), "behavior": test.behavior.tolist()}
-        | {key: np.round(values, 6).tolist() for key, values in per_query.items()},
+        "dataset_name": name,
+        "metrics": first["metrics"],
+        "queries": first["queries"],
+        "evaluations": evaluations,
+        "model": describe() if describe else {},
         "filter": str(split.filter_report),
-        "notes": [f"{split.interactions.schema.name}: {split.filter_report}; {len(test)} test queries"],
+        "notes": notes,
     }
 
 
@@ -173,15 +233,17 @@ def expand(
             skipped.append(f"dataset {name}: not found at {ds.location()}")
     if spec.kind != "ranking":
         return [Cell(spec.id, name) for name in available], skipped
-    wanted = list(models) if models else [row.model for row in spec.rows]
-    unknown = [m for m in wanted if m not in {row.model for row in spec.rows}]
+    names = list(dict.fromkeys(row.model for row in spec.rows))
+    wanted = list(models) if models else names
+    unknown = [m for m in wanted if m not in names]
     if unknown:
-        raise ValueError(f"{spec.id} has no row(s) {unknown}; its rows: {[row.model for row in spec.rows]}")
-    runnable = [m for m in wanted if m in registry.MODELS]
-    missing = [m for m in wanted if m not in registry.MODELS]
+        raise ValueError(f"{spec.id} has no row(s) {unknown}; its rows: {names}")
+    rows = [row for row in spec.rows if row.model in wanted]
+    missing = list(dict.fromkeys(row.model for row in rows if row.model not in registry.MODELS))
     if missing:
         skipped.append(f"not built yet, shown as 'not run': {', '.join(missing)}")
-    cells = [Cell(spec.id, d, m, profile, s) for d in available for m in runnable for s in seeds]
+    runnable = [row for row in rows if row.model in registry.MODELS]
+    cells = [Cell(spec.id, d, r.model, profile, s, r.variant) for d in available for r in runnable for s in seeds]
     return cells, skipped
 
 

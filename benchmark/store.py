@@ -40,15 +40,20 @@ class Cell:
     model: str | None = None
     profile: str | None = None
     seed: int = 0
+    variant: str = ""
+
+    @property
+    def row_key(self) -> str:
+        """The model and its variant as a table row names them (``gamer_sid@aug0``)."""
+        return f"{self.model}@{self.variant}" if self.variant else self.model or "_"
 
     def path(self, root: Path) -> Path:
         dataset = Path(self.dataset).stem if self.dataset.endswith(".toml") else self.dataset
-        return (
-            root / "cells" / self.table / dataset / (self.model or "_") / f"{self.profile or '_'}-seed{self.seed}.json"
-        )
+        return root / "cells" / self.table / dataset / self.row_key / f"{self.profile or '_'}-seed{self.seed}.json"
 
     def describe(self) -> str:
-        parts = [self.table, self.dataset] + [p for p in (self.model, self.profile) if p] + [f"seed {self.seed}"]
+        model = self.row_key if self.model else None
+        parts = [self.table, self.dataset] + [p for p in (model, self.profile) if p] + [f"seed {self.seed}"]
         return " / ".join(parts)
 
 

@@ -20,11 +20,35 @@ TABLE4_METRICS = ("HR@5", "HR@10", "N@5", "N@10")
 
 @dataclass(frozen=True)
 class Row:
-    """A row of a ranking table: the registry name of its model and the paper's label."""
+    """A row of a ranking table: the registry name of its model, the paper's label, and a variant.
+
+    A variant (``aug0``, ``aug4``) names hyperparameter ``overrides`` of the registry's profile, e.g.
+    Table 5's "GAMER" row is ``gamer_sid`` with ``augment_times = 0``.
+    """
 
     model: str
     label: str
     group: str = ""
+    variant: str = ""
+    overrides: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"{self.model}@{self.variant}" if self.variant else self.model
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One test condition evaluated after a fit: a task, optionally under a test-time perturbation
+    (``drop-0.25`` ... ``drop-1``: Table 7's dropout rate r; ``gt``: the test session's items removed)."""
+
+    task: Task
+    perturbation: str = ""
+    label: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.task.value + (f"/{self.perturbation}" if self.perturbation else "")
 
 
 @dataclass(frozen=True)
@@ -39,6 +63,11 @@ class TableSpec:
     paper: tuple[dict[str, Any], ...] = field(default=(), repr=False)
     paper_dataset: str = ""
     note: str = ""
+    evaluations: tuple[Evaluation, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind == "ranking" and not self.evaluations:
+            object.__setattr__(self, "evaluations", (Evaluation(self.task),))
 
     @property
     def number(self) -> int:
@@ -47,12 +76,6 @@ class TableSpec:
     @property
     def is_figure(self) -> bool:
         return self.id.startswith("figure")
-
-    def row(self, model: str) -> Row:
-        for row in self.rows:
-            if row.model == model:
-                return row
-        raise ValueError(f"{self.id} has no row {model!r}; rows: {[r.model for r in self.rows]}")
 
 
 def _metric_rows(group: str, entries: list[tuple[str, str, tuple[float, ...]]], columns) -> list[dict]:
@@ -130,6 +153,128 @@ def _rows(paper: list[dict]) -> tuple[Row, ...]:
     return tuple(Row(p["model"], p["label"], p["group"]) for p in paper)
 
 
+def _aug(times: int) -> tuple[str, tuple[tuple[str, Any], ...]]:
+    return f"aug{times}", (("augment_times", times),)
+
+
+def _variant_rows(entries: list[tuple[str, str, int, str, tuple[float, ...]]], columns, evaluation: str = "") -> list:
+    """Paper rows of (model, label, augmentation times, group, values)."""
+    rows = []
+    for model, label, times, group, values in entries:
+        rows.append(
+            {"group": group, "model": model, "variant": f"aug{times}", "label": label}
+            | ({"evaluation": evaluation} if evaluation else {})
+            | dict(zip(columns, values, strict=True))
+        )
+    return rows
+
+
+def _rows_from_paper(paper: list[dict]) -> tuple[Row, ...]:
+    seen, rows = set(), []
+    for p in paper:
+        key = (p["model"], p.get("variant", ""))
+        if key in seen:
+            continue
+        seen.add(key)
+        times = int(p["variant"].removeprefix("aug")) if p.get("variant") else None
+        overrides = (("augment_times", times),) if times is not None else ()
+        rows.append(Row(p["model"], p["label"], p["group"], p.get("variant", ""), overrides))
+    return tuple(rows)
+
+
+_TABLE5_PAPER = _variant_rows(
+    [
+        ("qwen3_sid", "Qwen3", 0, "", (0.1008, 0.1580, 0.0542, 0.0689)),
+        ("qwen3_sid", "Qwen3 + 4x aug.", 4, "", (0.1111, 0.1672, 0.0569, 0.0714)),
+        ("gamer_sid", "GAMER", 0, "", (0.1146, 0.1812, 0.0613, 0.0782)),
+        ("gamer_sid", "GAMER + 4x aug.", 4, "", (0.1280, 0.1944, 0.0687, 0.0856)),
+        ("mbgen_sid", "PBATrans.", 0, "", (0.1012, 0.1622, 0.0518, 0.0673)),
+        ("mbgen_sid", "PBATrans. + 1x aug.", 1, "", (0.1122, 0.1699, 0.0579, 0.0730)),
+    ],
+    TABLE4_METRICS,
+)
+
+_TABLE8_PAPER = _variant_rows(
+    [
+        ("qwen3_sid", "Qwen3", 0, "No augmentation", (0.0349, 0.1008, 0.1580, 0.0254, 0.0724, 0.1174, 0.0542, 0.0689)),
+        (
+            "qwen3_session_sid",
+            "Qwen3 w/ session-wise",
+            0,
+            "No augmentation",
+            (0.0298, 0.1034, 0.1590, 0.0208, 0.0728, 0.1150, 0.0520, 0.0657),
+        ),
+        ("gamer_sid", "GAMER", 0, "No augmentation", (0.0361, 0.1146, 0.1812, 0.0277, 0.0846, 0.1360, 0.0613, 0.0782)),
+        (
+            "gamer_session_sid",
+            "GAMER w/ session-wise",
+            0,
+            "No augmentation",
+            (0.0351, 0.1112, 0.1783, 0.0253, 0.0805, 0.1334, 0.0585, 0.0759),
+        ),
+        (
+            "qwen3_sid",
+            "Qwen3 + 4x aug.",
+            4,
+            "+ 4x augmentation",
+            (0.0318, 0.1111, 0.1672, 0.0239, 0.0792, 0.1232, 0.0569, 0.0714),
+        ),
+        (
+            "qwen3_session_sid",
+            "Qwen3 w/ session-wise + 4x aug.",
+            4,
+            "+ 4x augmentation",
+            (0.0344, 0.1122, 0.1737, 0.0243, 0.0796, 0.1262, 0.0580, 0.0733),
+        ),
+        (
+            "gamer_sid",
+            "GAMER + 4x aug.",
+            4,
+            "+ 4x augmentation",
+            (0.0394, 0.1280, 0.1944, 0.0292, 0.0966, 0.1478, 0.0687, 0.0856),
+        ),
+        (
+            "gamer_session_sid",
+            "GAMER w/ session-wise + 4x aug.",
+            4,
+            "+ 4x augmentation",
+            (0.0367, 0.1237, 0.1884, 0.0262, 0.0904, 0.1388, 0.0645, 0.0804),
+        ),
+    ],
+    TABLE2_METRICS,
+)
+
+_TABLE7_VALUES = {
+    "": [(0.0967, 0.1505, 0.0497, 0.0627), (0.1012, 0.1622, 0.0518, 0.0673), (0.1280, 0.1944, 0.0687, 0.0856)],
+    "drop-0.25": [(0.0927, 0.1489, 0.0477, 0.0618), (0.0984, 0.1540, 0.0508, 0.0648), (0.1240, 0.1930, 0.0657, 0.0833)],
+    "drop-0.5": [(0.0911, 0.1439, 0.0449, 0.0582), (0.0961, 0.1515, 0.0490, 0.0626), (0.1162, 0.1827, 0.0611, 0.0780)],
+    "drop-0.75": [(0.0827, 0.1291, 0.0397, 0.0510), (0.0890, 0.1407, 0.0436, 0.0561), (0.1100, 0.1692, 0.0557, 0.0705)],
+    "drop-1": [(0.0542, 0.0870, 0.0256, 0.0333), (0.0560, 0.0872, 0.0272, 0.0347), (0.0919, 0.1464, 0.0461, 0.0594)],
+    "gt": [(0.0889, 0.1392, 0.0444, 0.0567), (0.0911, 0.1526, 0.0457, 0.0614), (0.1113, 0.1758, 0.0570, 0.0733)],
+}
+_TABLE7_EVALUATIONS = tuple(
+    Evaluation(Task.TARGET_BEHAVIOR, p, label)
+    for p, label in (
+        ("", "w/o dropout"),
+        ("drop-0.25", "dropout 0.25"),
+        ("drop-0.5", "dropout 0.5"),
+        ("drop-0.75", "dropout 0.75"),
+        ("drop-1", "dropout 1.0"),
+        ("gt", "dropout gt"),
+    )
+)
+_TABLE7_PAPER = [
+    {"group": "", "model": model, "label": label, "evaluation": Evaluation(Task.TARGET_BEHAVIOR, p).key}
+    | dict(zip(TABLE4_METRICS, values, strict=True))
+    for p, triple in _TABLE7_VALUES.items()
+    for (model, label), values in zip(
+        (("tiger_mb", "TIGER_MB"), ("mbgen_sid", "MBGen"), ("gamer_sid", "GAMER")), triple, strict=True
+    )
+]
+
+AUGMENTATION_TIMES = (0, 1, 2, 4, 6, 8, 10)
+
+
 ALL_BUILTIN = ("synthetic", "ml100k-mb", "retailrocket", "taobao-sample")
 
 SPECS: dict[str, TableSpec] = {
@@ -187,6 +332,68 @@ SPECS: dict[str, TableSpec] = {
             rows=_rows(_TABLE4_PAPER),
             paper=tuple(_TABLE4_PAPER),
             paper_dataset="ShortVideoAD",
+        ),
+        TableSpec(
+            id="table-5",
+            title="Sequence-to-sequence architectures with and without multi-behavior sequential augmentation "
+            "(target behavior item prediction, same SIDs for every model).",
+            kind="ranking",
+            columns=TABLE4_METRICS,
+            datasets=("synthetic",),
+            task=Task.TARGET_BEHAVIOR,
+            rows=_rows_from_paper(_TABLE5_PAPER),
+            paper=tuple(_TABLE5_PAPER),
+            paper_dataset="ShortVideoAD",
+        ),
+        TableSpec(
+            id="table-7",
+            title="Robustness on the target behavior item prediction task under test-time dropout of lower-level "
+            "behaviors (rate r over L_b) and with the test session's items removed from the history (gt).",
+            kind="ranking",
+            columns=TABLE4_METRICS,
+            datasets=("synthetic",),
+            task=Task.TARGET_BEHAVIOR,
+            rows=(Row("tiger_mb", "TIGER_MB"), Row("mbgen_sid", "MBGen"), Row("gamer_sid", "GAMER")),
+            paper=tuple(_TABLE7_PAPER),
+            paper_dataset="ShortVideoAD",
+            evaluations=_TABLE7_EVALUATIONS,
+        ),
+        TableSpec(
+            id="table-8",
+            title="Architectures with and without the session-wise causal self-attention layer (Appendix C), "
+            "target behavior item prediction.",
+            kind="ranking",
+            columns=TABLE2_METRICS,
+            datasets=("synthetic",),
+            task=Task.TARGET_BEHAVIOR,
+            rows=_rows_from_paper(_TABLE8_PAPER),
+            paper=tuple(_TABLE8_PAPER),
+            paper_dataset="ShortVideoAD",
+        ),
+        TableSpec(
+            id="figure-3",
+            title="Augmentation times x = 0, 1, 2, 4, 6, 8, 10 on the target behavior and behavior-specific tasks "
+            "(GAMER, same SIDs).",
+            kind="ranking",
+            columns=TABLE4_METRICS,
+            datasets=("synthetic",),
+            task=Task.TARGET_BEHAVIOR,
+            rows=tuple(Row("gamer_sid", f"x = {x}", "", *_aug(x)) for x in AUGMENTATION_TIMES),
+            evaluations=(Evaluation(Task.TARGET_BEHAVIOR), Evaluation(Task.BEHAVIOR_SPECIFIC)),
+            paper_dataset="ShortVideoAD",
+            note="The paper plots these curves without printing the values; no published numbers to compare.",
+        ),
+        TableSpec(
+            id="figure-4",
+            title="Robustness under test-time dropout for GAMER trained with different augmentation times.",
+            kind="ranking",
+            columns=TABLE4_METRICS,
+            datasets=("synthetic",),
+            task=Task.TARGET_BEHAVIOR,
+            rows=tuple(Row("gamer_sid", f"x = {x}", "", *_aug(x)) for x in (0, 1, 2, 4)),
+            evaluations=_TABLE7_EVALUATIONS[:5],
+            paper_dataset="ShortVideoAD",
+            note="The paper plots these curves without printing the values; no published numbers to compare.",
         ),
     )
 }

@@ -1,0 +1,169 @@
+"""``gamer-bench perf gamer``: training tokens/s and MFU, beam-search users/s, and the KV-cache speed-up.
+
+Every figure comes from one run on this machine: the peak is a measured float32 matmul, not a
+datasheet number, so the MFU says how well the model uses what this machine can actually do.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from tabulate import tabulate
+
+from gamer.beam_search import PrefixTrie, constrained_beam_search
+from gamer.model import DecoderConfig, GenerativeDecoder
+from gamer.recommender import ModelStepDecoder
+from gamer.sequences import Ragged, TokenLayout, encode
+from gamer.training import NextTokenLoss
+
+N_BEHAVIORS, LEVELS, CODES = 3, 4, 256  # a 4 x 256 semantic-ID vocabulary over three behaviors
+
+
+def measured_matmul_peak(size: int = 2048, repeat: int = 5) -> float:
+    """FLOP/s of this machine's best float32 ``size x size`` matmul (all threads torch uses)."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b  # warm-up
+    best = min(_timed(lambda: a @ b) for _ in range(repeat))
+    return 2.0 * size**3 / best
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _catalogue(n_items: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    codes = np.unique(rng.integers(0, CODES, size=(n_items * 2, LEVELS)), axis=0)[:n_items]
+    offsets = 1 + N_BEHAVIORS + CODES * np.arange(LEVELS)
+    return codes + offsets
+
+
+def _sequences(n_seq: int, n_inter: int, n_items: int, seed: int) -> Ragged:
+    rng = np.random.default_rng(seed)
+    total = n_seq * n_inter
+    return Ragged(
+        np.arange(0, total + 1, n_inter),
+        rng.integers(0, n_items, total),
+        rng.integers(0, N_BEHAVIORS, total),
+        np.repeat(np.arange(total) // 4, 1),  # about four interactions per session
+    )
+
+
+class UncachedStepDecoder(ModelStepDecoder):
+    """The same decoding as `ModelStepDecoder`, recomputing the whole sequence at every step."""
+
+    def prefill(self) -> torch.Tensor:
+        p = self.prompts
+        self.columns = [p.tokens, p.levels, p.slots, p.positions, p.sessions]
+        return self.model(*self.columns, last_only=True)[0][:, -1]
+
+    def expand(self, n: int) -> None:
+        self.columns = [c.repeat_interleave(n, dim=0) for c in self.columns]
+        self.level, self.session, self.position = (
+            t.repeat_interleave(n) for t in (self.level, self.session, self.position)
+        )
+
+    def reorder(self, index: torch.Tensor) -> None:
+        self.columns = [c[index] for c in self.columns]
+        self.level, self.session, self.position = (t[index] for t in (self.level, self.session, self.position))
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        self.slot += 1
+        new = [tokens, self.level, torch.full_like(tokens, self.slot), self.position + self.slot, self.session]
+        self.columns = [torch.cat([c, n[:, None]], dim=1) for c, n in zip(self.columns, new, strict=True)]
+        return self.model(*self.columns, last_only=True)[0][:, -1]
+
+
+def training_rate(model: GenerativeDecoder, batch, repeat: int) -> float:
+    """Tokens per second of full training steps (forward, backward, AdamW), the best of ``repeat``."""
+    criterion = NextTokenLoss(model, 0.7)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4)
+
+    def train_step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        criterion.on(batch).backward()
+        optimizer.step()
+
+    train_step()
+    return batch.tokens.numel() / min(_timed(train_step) for _ in range(repeat))
+
+
+def decoding_time(decoder: type[ModelStepDecoder], model, prompts, trie, repeat: int):
+    """Best wall time of a constrained beam search (20 beams, top 10) and its result."""
+    result = constrained_beam_search(decoder(model, prompts), trie, num_beams=20, top_k=10)
+    best = min(
+        _timed(lambda: constrained_beam_search(decoder(model, prompts), trie, num_beams=20, top_k=10))
+        for _ in range(repeat)
+    )
+    return best, result
+
+
+def main(*, repeat: int = 3, dims: str = "paper") -> int:
+    torch.manual_seed(0)
+    sizes = {
+        "paper": {},
+        "smoke": {
+            "d_model": 32,
+            "n_layers": 2,
+            "n_heads": 2,
+            "n_kv_heads": 1,
+            "head_dim": 16,
+            "d_ff": 64,
+            "behavior_dim": 16,
+        },
+    }[dims]
+    n_items, history = 3000, 100
+    layout = TokenLayout(N_BEHAVIORS, _catalogue(n_items, 0))
+    vocab = 1 + N_BEHAVIORS + LEVELS * CODES
+    peak = measured_matmul_peak()
+    rows = [["float32 matmul peak (2048^3), measured", f"{peak / 1e9:,.1f} GFLOP/s", "", ""]]
+    batch = encode(layout, _sequences(8, history + 1, n_items, 1), session_wise=False)
+    for arch in ("qwen3", "gamer"):
+        for attention_dropout in (0.0, 0.2):
+            config = getattr(DecoderConfig, arch)(
+                vocab,
+                N_BEHAVIORS,
+                LEVELS,
+                dropout=0.2 if arch == "gamer" else 0.0,
+                attention_dropout=attention_dropout,
+                **sizes,
+            )
+            model = GenerativeDecoder(config)
+            rate = training_rate(model, batch, repeat)
+            mfu = model.estimate_mfu(rate, batch.tokens.shape[1], peak)
+            rows.append(
+                [
+                    f"train {arch}, attention dropout {attention_dropout}",
+                    f"{rate:,.0f} tokens/s",
+                    f"MFU {100 * mfu:.1f} %",
+                    f"{model.num_parameters() / 1e6:.2f} M params, 8 x 505 tokens",
+                ]
+            )
+    config = DecoderConfig.gamer(vocab, N_BEHAVIORS, LEVELS, dropout=0.0, attention_dropout=0.0, **sizes)
+    model = GenerativeDecoder(config).eval()
+    trie = PrefixTrie.from_item_tokens(layout.item_tokens, vocab)
+    users = 32
+    prompts = encode(
+        layout,
+        _sequences(users, history, n_items, 2),
+        session_wise=False,
+        targets="none",
+        prompt_behavior=np.full(users, N_BEHAVIORS - 1),
+    )
+    with torch.no_grad():
+        cached, (items_cached, _) = decoding_time(ModelStepDecoder, model, prompts, trie, repeat)
+        uncached, (items_uncached, _) = decoding_time(UncachedStepDecoder, model, prompts, trie, repeat)
+    rows.append(
+        [
+            "beam search 20 -> top 10, KV cache",
+            f"{users / cached:,.1f} users/s",
+            f"{uncached / cached:.2f}x faster than no cache",
+            f"{users} prompts of 501 tokens, {n_items} items; same items: {torch.equal(items_cached, items_uncached)}",
+        ]
+    )
+    print(tabulate(rows, headers=["what", "rate", "vs", "setting"], tablefmt="github"))
+    return 0
