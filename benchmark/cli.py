@@ -68,7 +68,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from benchmark.plots import plot_leakage
+    from benchmark.plots import plot_leakage, plot_ranking_figure
     from benchmark.report import all_documents, render
     from benchmark.store import results_dir
 
@@ -92,8 +92,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
     plot_dir = Path(args.output).parent if args.output else root / "rendered"
     for doc in documents:
+        paths = []
         if doc.spec.kind == "leakage":
             paths = plot_leakage(doc, plot_dir / f"{doc.spec.id}.png")
+        elif doc.spec.is_figure:
+            paths = plot_ranking_figure(doc, plot_dir / f"{doc.spec.id}-{doc.profile}.png")
+        if paths:
             print(f"plot: {', '.join(map(str, paths))}", file=sys.stderr)
     return 0
 

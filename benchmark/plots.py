@@ -40,3 +40,45 @@ def plot_leakage(doc: Document, path: Path) -> list[Path]:
     fig.savefig(pdf)
     plt.close(fig)
     return [path, pdf]
+
+
+def _rate(evaluation: str) -> float:
+    """Test-time dropout rate of an evaluation key (``target-behavior/drop-0.25`` -> 0.25; none -> 0)."""
+    _, _, perturbation = evaluation.partition("/")
+    return float(perturbation.removeprefix("drop-")) if perturbation.startswith("drop-") else 0.0
+
+
+def plot_ranking_figure(doc: Document, path: Path, metrics: tuple[str, ...] = ("N@5", "N@10")) -> list[Path]:
+    """Figures 3 and 4 from their stored rows: one panel per metric.
+
+    Figure 3: NDCG against augmentation times x, one line per task. Figure 4: NDCG against the
+    test-time dropout rate, one line per augmentation times x. Rows not run are left out.
+    """
+    rows = [r for r in doc.rows if isinstance(r.get(metrics[0]), float)]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.4 * len(metrics), 3.0), squeeze=False)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        if doc.spec.id == "figure-4":
+            for variant in dict.fromkeys(r["variant"] for r in rows):
+                points = sorted((_rate(r.get("evaluation", "")), r[metric]) for r in rows if r["variant"] == variant)
+                ax.plot(*zip(*points, strict=True), "-o", markersize=3, label=variant.replace("aug", "x = "))
+            ax.set_xlabel("test-time dropout rate r")
+        else:
+            for evaluation in dict.fromkeys(r.get("evaluation", "") for r in rows):
+                points = sorted(
+                    (int(r["variant"].removeprefix("aug")), r[metric])
+                    for r in rows
+                    if r.get("evaluation", "") == evaluation
+                )
+                ax.plot(*zip(*points, strict=True), "-o", markersize=3, label=evaluation or "target-behavior")
+            ax.set_xlabel("augmentation times x")
+        ax.set_title(metric)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{doc.spec.id} [{doc.profile}]", fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=150)
+    pdf = path.with_suffix(".pdf")
+    fig.savefig(pdf)
+    plt.close(fig)
+    return [path, pdf]

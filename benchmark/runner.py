@@ -6,6 +6,7 @@ Each cell loads its dataset itself, so cells are independent and can run in any 
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -210,8 +211,16 @@ def run_cell(spec: TableSpec, cell: Cell, root: Path) -> list[str]:
     else:
         result = _ranking(spec, cell, timings)
     timings["total_s"] = time.perf_counter() - start
-    save_cell(root, cell, result, provenance(config, cell.seed, timings))
+    if _rank() == 0:  # under torchrun every rank computes the cell; one stores it
+        save_cell(root, cell, result, provenance(config, cell.seed, timings))
     return result["notes"]
+
+
+def _rank() -> int:
+    distributed = sys.modules.get("torch.distributed")  # never import torch just to ask
+    if distributed is not None and distributed.is_available() and distributed.is_initialized():
+        return distributed.get_rank()
+    return 0
 
 
 def expand(

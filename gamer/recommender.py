@@ -20,7 +20,7 @@ from gamer.beam_search import PrefixTrie, constrained_beam_search
 from gamer.model import DecoderConfig, GenerativeDecoder
 from gamer.sequences import TokenBatch, TokenLayout, encode, query_histories, training_sequences, validation_samples
 from gamer.tokenizers import build_tokenizer
-from gamer.training import TrainConfig, train_decoder
+from gamer.training import TrainConfig, init_distributed, rank_and_world, train_decoder
 from protocols.interactions import Interactions
 from protocols.queries import Queries
 
@@ -141,9 +141,12 @@ class GenerativeRecommender(Recommender):
         sequences = training_sequences(augmented, self.max_history)
         samples, _ = validation_samples(valid, self.max_history)
         train_config = TrainConfig(seed=self.seed, device=self.device, **self.hyperparameters["training"])
-        valid_batches = [
+        init_distributed()
+        rank, world = rank_and_world()
+        chunks = np.array_split(np.arange(len(samples)), max(world, len(samples) // train_config.micro_batch))
+        valid_batches = [  # under torchrun each rank scores its share; the loss is reduced over ranks
             encode(self.layout_, samples.select(chunk), session_wise=self.session_wise, targets="last")
-            for chunk in np.array_split(np.arange(len(samples)), max(1, len(samples) // train_config.micro_batch))
+            for chunk in chunks[rank::world]
         ]
         self.training_ = train_decoder(
             self.model_,

@@ -99,6 +99,11 @@ def lr_lambda(total_steps: int, config: TrainConfig) -> Callable[[int], float]:
     return factor
 
 
+def rank_and_world() -> tuple[int, int]:
+    """This process's rank and the number of processes (0 and 1 outside torchrun)."""
+    return _distributed()
+
+
 def _distributed() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
@@ -142,6 +147,7 @@ def train_decoder(
     ``make_batch(indices)`` encodes the given training sequences; sequences are shuffled each epoch
     from ``config.seed``. ``valid_batches`` are this rank's share of the validation samples.
     """
+    init_distributed()
     rank, world = _distributed()
     device = config.device
     model.to(device)

@@ -11,7 +11,7 @@ import importlib.util
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from protocols.interactions import Interactions, Schema, SessionRule
@@ -157,10 +157,11 @@ _TOML_KEYS = {
     "separator",
     "header",
     "description",
+    "synthetic",
 }
 _SESSION_KEYS = {"rule", "minutes", "timezone"}
 _COLUMN_KEYS = {"user", "item", "behavior", "timestamp"}
-_FORMATS = ("csv", "tsv", "parquet", "gamer", "sslrec", "taobao", "recbole")
+_FORMATS = ("csv", "tsv", "parquet", "gamer", "sslrec", "taobao", "recbole", "synthetic")
 
 
 def _unknown(found: set[str], allowed: set[str], where: str, toml: Path) -> None:
@@ -183,6 +184,25 @@ def _session_rule(table: dict, toml: Path, timezone: str) -> SessionRule:
     raise ValueError(f"{toml}: [session] rule must be 'gap', 'day' or 'file', found {rule!r}")
 
 
+def _synthetic_from_toml(config: dict, toml: Path) -> DatasetSpec:
+    """The embedded generator at another size or seed: ``format = "synthetic"`` and a ``[synthetic]``
+    table of `protocols.synthetic.SyntheticConfig` fields (``n_users``, ``n_items``, ``seed``, ...)."""
+    from dataclasses import fields
+
+    from protocols.synthetic import SyntheticConfig, generate
+
+    _unknown(set(config), {"name", "format", "synthetic", "description"}, "the top level (format 'synthetic')", toml)
+    settings = dict(config.get("synthetic", {}))
+    _unknown(set(settings), {f.name for f in fields(SyntheticConfig)}, "[synthetic]", toml)
+    name = str(config.get("name", toml.stem))
+
+    def read(_: Path | None) -> Interactions:
+        inter = generate(SyntheticConfig(**settings))
+        return replace(inter, schema=replace(inter.schema, name=name))
+
+    return DatasetSpec(name, str(config.get("description", f"synthetic data from {toml}")), lambda: None, read)
+
+
 def dataset_from_toml(toml: Path) -> DatasetSpec:
     """A custom dataset from a TOML description (every key is in the README; unknown keys are errors)."""
     toml = Path(toml)
@@ -191,6 +211,8 @@ def dataset_from_toml(toml: Path) -> DatasetSpec:
     except tomllib.TOMLDecodeError as error:
         raise ValueError(f"{toml}: not valid TOML: {error}") from error
     _unknown(set(config), _TOML_KEYS, "the top level", toml)
+    if config.get("format") == "synthetic":
+        return _synthetic_from_toml(config, toml)
     for key in ("path", "format", "behaviors", "session"):
         if key not in config:
             raise ValueError(f"{toml}: missing required key {key!r}")
