@@ -273,12 +273,17 @@ def attend(q: Tensor, k: Tensor, v: Tensor, allowed: Tensor, dropout_p: float) -
     position, future tokens and pads included (reference §5.5): a leak we do not copy. To stay free of
     NaN, such a row is computed over all keys and then overwritten with zeros.
     """
-    groups = q.size(1) // k.size(1)
-    k, v = k.repeat_interleave(groups, 1), v.repeat_interleave(groups, 1)
+    b, h, t, hd = q.shape
+    h_kv = k.size(1)
+    groups = h // h_kv
     has_key = allowed.any(-1, keepdim=True)  # [B, T, 1]
-    mask = (allowed | ~has_key)[:, None]
+    mask = allowed | ~has_key
+    # Fold each key/value head's query group into the query axis instead of copying keys and values
+    # per query head: the KV cache is read once, which is what makes grouped-query decoding cheap.
+    q = q.reshape(b, h_kv, groups * t, hd)
+    mask = mask.repeat(1, groups, 1)[:, None]  # [B, 1, groups * T, S]; query row g * T + i is row i
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
-    out = out.masked_fill(~has_key[:, None], 0.0)
+    out = out.reshape(b, h, t, hd).masked_fill(~has_key[:, None], 0.0)
     return out.transpose(1, 2).flatten(2)
 
 
