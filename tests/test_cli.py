@@ -172,3 +172,31 @@ def test_cells_run_in_two_processes_give_the_same_results(tmp_path, capsys, cust
         for r in (serial, parallel)
     ]
     assert reports[0]["rows"] == reports[1]["rows"]
+
+
+@pytest.fixture()
+def tiny_synthetic(tmp_path: Path) -> Path:
+    toml = tmp_path / "tiny.toml"
+    toml.write_text('name = "tiny"\nformat = "synthetic"\n[synthetic]\nn_users = 60\nn_items = 300\nseed = 5\n')
+    return toml
+
+
+def test_generative_rows_run_end_to_end_with_variants_and_perturbations(tmp_path, capsys, tiny_synthetic):
+    """Table 5's augmentation variants and Table 7's test-time dropout, smoke profile, tiny synthetic data."""
+    results = str(tmp_path / "results")
+    common = ("--dataset", str(tiny_synthetic), "--results-dir", results, "--quiet")
+    code, out, err = cli(capsys, "run", "--table", "5", "--models", "gamer_sid", *common)
+    assert code == 0 and "2 cell(s) computed" in out, err
+    code, out, err = cli(capsys, "run", "--table", "7", "--models", "gamer_sid", *common)
+    assert code == 0 and "1 cell(s) computed" in out, err
+    assert "drop rate 0.5: removed" in err and "gt: removed" in err
+    table5 = json.loads(cli(capsys, "report", "--table", "5", "--format", "json", "--results-dir", results)[1])
+    gamer = {r["variant"]: r for r in table5["rows"] if r["model"] == "gamer_sid"}
+    assert set(gamer) == {"aug0", "aug4"} and all(isinstance(r["N@10"], float) for r in gamer.values())
+    assert [r["N@10"] for r in table5["rows"] if r["model"] == "qwen3_sid"] == ["not run", "not run"]
+    table7 = json.loads(cli(capsys, "report", "--table", "7", "--format", "json", "--results-dir", results)[1])
+    evaluations = [r["evaluation"] for r in table7["rows"] if r["model"] == "gamer_sid"]
+    assert evaluations[0] == "target-behavior" and evaluations[-1] == "target-behavior/gt" and len(evaluations) == 6
+    cell = next(Path(results).rglob("table-5/*/gamer_sid@aug4/*.json"))
+    model = json.loads(cell.read_text())["result"]["model"]
+    assert model["tokenizer"]["name"] == "sid-given" and "4x augmentation" in model["augmentation"]
