@@ -162,7 +162,7 @@ def _scores(split: SessionSplit, queries: Queries, ranked) -> dict[str, Any]:
     }
 
 
-def _ranking(spec: TableSpec, cell: Cell, timings: dict[str, float]) -> dict[str, Any]:
+def _ranking(spec: TableSpec, cell: Cell, timings: dict[str, float], artifacts: Path) -> dict[str, Any]:
     inter = load_dataset(cell.dataset)
     start = time.perf_counter()
     split = SessionSplit.from_interactions(inter)
@@ -178,6 +178,9 @@ def _ranking(spec: TableSpec, cell: Cell, timings: dict[str, float]) -> dict[str
     start = time.perf_counter()
     model.fit(split.train, valid)
     timings["fit_s"] = time.perf_counter() - start
+    save_artifacts = getattr(model, "save_artifacts", None)
+    if save_artifacts is not None and _rank() == 0:
+        save_artifacts(artifacts)  # e.g. the item tokenizer, so the run can be reloaded and inspected
     evaluations = {}
     notes = [f"{name}: {split.filter_report}"]
     for evaluation, (queries, perturbed) in zip(spec.evaluations, tests, strict=True):
@@ -209,7 +212,7 @@ def run_cell(spec: TableSpec, cell: Cell, root: Path) -> list[str]:
     elif spec.kind == "leakage":
         result = _leakage(cell)
     else:
-        result = _ranking(spec, cell, timings)
+        result = _ranking(spec, cell, timings, cell.path(root).with_suffix(""))
     timings["total_s"] = time.perf_counter() - start
     if _rank() == 0:  # under torchrun every rank computes the cell; one stores it
         save_cell(root, cell, result, provenance(config, cell.seed, timings))

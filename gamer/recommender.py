@@ -9,6 +9,7 @@ trie-constrained beam search (beam 20, top 10 distinct items, Section 4.1.3).
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -178,6 +179,10 @@ class GenerativeRecommender(Recommender):
             results.append(items.cpu().numpy())
         ranked = np.concatenate(results) if results else np.zeros((0, k), dtype=np.int64)
         return [row[row >= 0] for row in ranked]
+
+    def save_artifacts(self, folder: Path) -> None:
+        """Store what the run learned beside its result: the item tokenizer (JSON + npy, no pickle)."""
+        self.tokenizer_.save(Path(folder) / "tokenizer")
 
     def describe(self) -> dict[str, Any]:
         """What the result's provenance records about the fitted model."""

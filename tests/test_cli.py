@@ -200,3 +200,7 @@ def test_generative_rows_run_end_to_end_with_variants_and_perturbations(tmp_path
     cell = next(Path(results).rglob("table-5/*/gamer_sid@aug4/*.json"))
     model = json.loads(cell.read_text())["result"]["model"]
     assert model["tokenizer"]["name"] == "sid-given" and "4x augmentation" in model["augmentation"]
+    from gamer.tokenizers import ItemTokenizer
+
+    saved = ItemTokenizer.load(cell.with_suffix("") / "tokenizer")  # the run's tokenizer, reloaded
+    assert saved.name == "sid-given" and saved.n_items == 300
