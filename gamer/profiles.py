@@ -4,7 +4,10 @@
   key/value heads of 64, batch 4096, lr 5e-4, 200 epochs, patience 20, loss temperature 0.7,
   history 100, 4x augmentation, dropout 0.2 (GAMER) / 0.1 attention only (Qwen3).
 - ``cpu``: the same shapes at a quarter of the width, for a laptop in hours.
-- ``smoke``: seconds on two CPU cores (CI): tiny widths, few epochs, short histories.
+- ``smoke``: seconds on two CPU cores (CI): tiny widths, few epochs, short histories, and at least
+  128 optimiser steps, so that a row without augmentation (a fifth of the sequences, so a fifth of
+  the steps per epoch) is not compared undertrained: at 4 epochs GAMER without augmentation reached
+  a validation loss of 3.23 and HR@10 = 0 on `synthetic`; at 16 epochs, 1.88 and 0.19.
 """
 
 from __future__ import annotations
@@ -45,7 +48,15 @@ _MODEL = {
     },
 }
 _TRAINING = {
-    "smoke": {"epochs": 4, "batch_size": 128, "micro_batch": 128, "lr": 2e-3, "patience": 2, "temperature": 0.7},
+    "smoke": {
+        "epochs": 4,
+        "min_steps": 128,
+        "batch_size": 128,
+        "micro_batch": 128,
+        "lr": 2e-3,
+        "patience": 2,
+        "temperature": 0.7,
+    },
     "cpu": {"epochs": 40, "batch_size": 512, "micro_batch": 64, "lr": 1e-3, "patience": 5, "temperature": 0.7},
     "paper": {"epochs": 200, "batch_size": 4096, "micro_batch": 128, "lr": 5e-4, "patience": 20, "temperature": 0.7},
 }

@@ -38,6 +38,7 @@ class TrainConfig:
     warmup: float = 0.04  # share of all steps spent in linear warm-up (paper: 4 %)
     min_lr: float = 1e-6  # the cosine floor the paper states
     patience: int = 20  # epochs without a better validation loss before stopping
+    min_steps: int = 0  # train at least this many optimiser steps (more epochs when the data is small)
     temperature: float = 1.0  # the authors' runs divide logits by 0.7 in the loss
     grad_clip: float = 1.0
     seed: int = 0
@@ -160,13 +161,14 @@ def train_decoder(
         lr=config.lr,
     )
     steps_per_epoch = max(1, math.ceil(n_sequences / config.batch_size))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(steps_per_epoch * config.epochs, config))
+    epochs = max(config.epochs, math.ceil(config.min_steps / steps_per_epoch))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(steps_per_epoch * epochs, config))
     rng = np.random.default_rng(config.seed)
     best = (math.inf, -1, copy.deepcopy(model.state_dict()))
     history: list[dict[str, float]] = []
     start = time.perf_counter()
     epoch = 0
-    for epoch in range(config.epochs):
+    for epoch in range(epochs):
         model.train()
         order = rng.permutation(n_sequences)
         train_loss, train_tokens = 0.0, 0
