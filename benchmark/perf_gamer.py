@@ -14,6 +14,7 @@ from tabulate import tabulate
 
 from gamer.beam_search import PrefixTrie, constrained_beam_search
 from gamer.model import DecoderConfig, GenerativeDecoder
+from gamer.profiles import MODEL_SIZES
 from gamer.recommender import ModelStepDecoder
 from gamer.sequences import Ragged, TokenLayout, encode
 from gamer.training import NextTokenLoss
@@ -104,18 +105,8 @@ def decoding_time(decoder: type[ModelStepDecoder], model, prompts, trie, repeat:
 
 def main(*, repeat: int = 3, dims: str = "paper") -> int:
     torch.manual_seed(0)
-    sizes = {
-        "paper": {},
-        "smoke": {
-            "d_model": 32,
-            "n_layers": 2,
-            "n_heads": 2,
-            "n_kv_heads": 1,
-            "head_dim": 16,
-            "d_ff": 64,
-            "behavior_dim": 16,
-        },
-    }[dims]
+    # The paper's dimensions are DecoderConfig's defaults; "smoke" borrows the smoke profile's sizes.
+    sizes = {} if dims == "paper" else {k: v for k, v in MODEL_SIZES["smoke"].items() if "dropout" not in k}
     n_items, history = 3000, 100
     layout = TokenLayout(N_BEHAVIORS, _catalogue(n_items, 0))
     vocab = 1 + N_BEHAVIORS + LEVELS * CODES

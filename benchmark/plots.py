@@ -12,6 +12,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 from benchmark.report import Document  # noqa: E402
 
 
+def _save(fig: plt.Figure, path: Path) -> list[Path]:
+    """Write ``path`` (PNG) and the same figure as PDF beside it; return both paths."""
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=150)
+    pdf = path.with_suffix(".pdf")
+    fig.savefig(pdf)
+    plt.close(fig)
+    return [path, pdf]
+
+
 def plot_leakage(doc: Document, path: Path) -> list[Path]:
     """Figure 2: one panel per dataset, ratio against k for the original and processed variants.
 
@@ -33,13 +44,7 @@ def plot_leakage(doc: Document, path: Path) -> list[Path]:
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("ratio of LOO targets in the k most recent items")
     axes[0][0].legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=150)
-    pdf = path.with_suffix(".pdf")
-    fig.savefig(pdf)
-    plt.close(fig)
-    return [path, pdf]
+    return _save(fig, path)
 
 
 def _rate(evaluation: str) -> float:
@@ -75,10 +80,4 @@ def plot_ranking_figure(doc: Document, path: Path, metrics: tuple[str, ...] = ("
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(f"{doc.spec.id} [{doc.profile}]", fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=150)
-    pdf = path.with_suffix(".pdf")
-    fig.savefig(pdf)
-    plt.close(fig)
-    return [path, pdf]
+    return _save(fig, path)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-_MODEL = {
+MODEL_SIZES = {
     "smoke": {
         "d_model": 32,
         "n_layers": 2,
@@ -75,7 +75,7 @@ def decoder_profiles(
     """Hyperparameters of one decoder-only row for every profile."""
     profiles = {}
     for profile in ("smoke", "cpu", "paper"):
-        model = dict(_MODEL[profile])
+        model = dict(MODEL_SIZES[profile])
         if architecture == "qwen3" and profile == "paper":
             model |= {"dropout": 0.0, "attention_dropout": 0.1}  # the authors' Qwen3-Light config
         profiles[profile] = {
