@@ -42,7 +42,7 @@ def plot_leakage(doc: Document, path: Path) -> list[Path]:
         ax.set_xlabel("k")
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("ratio of LOO targets in the k most recent items")
+    axes[0][0].set_ylabel("targets among k most recent")
     axes[0][0].legend()
     return _save(fig, path)
 
