@@ -113,7 +113,6 @@ def validation_samples(queries: Queries, max_history: int) -> tuple[Ragged, np.n
     history = query_histories(queries, max_history)
     query_of = ragged_rows(queries.pos_offsets)
     base = history.select(query_of)
-    n = len(base)
     lengths = base.lengths() + 1
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     last = offsets[1:] - 1
@@ -127,7 +126,6 @@ def validation_samples(queries: Queries, max_history: int) -> tuple[Ragged, np.n
     behavior[last] = queries.behavior[query_of]
     prev_session = np.where(base.lengths() > 0, base.session[np.maximum(base.offsets[1:] - 1, 0)], -1)
     session[last] = prev_session + 1  # the validation session comes after every history session
-    assert len(item) == offsets[-1] and n == len(query_of)
     return Ragged(offsets, item, behavior, session), query_of
 
 

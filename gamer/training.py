@@ -13,6 +13,7 @@ and the validation loss is reduced over ranks, so the result has the same meanin
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
@@ -182,7 +183,7 @@ def train_decoder(
             for i, batch in enumerate(batches):
                 # Sum over micro-batches, divided once by the step's token count: the mean of the full batch.
                 sync = world == 1 or i == len(batches) - 1
-                context = trained.no_sync() if not sync else _null_context()
+                context = trained.no_sync() if not sync else contextlib.nullcontext()
                 with context:
                     loss = trained(
                         batch.tokens,
@@ -217,11 +218,3 @@ def train_decoder(
             break
     model.load_state_dict(best[2])
     return TrainResult(best[1], best[0], epoch + 1, time.perf_counter() - start, history)
-
-
-class _null_context:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
