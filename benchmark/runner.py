@@ -214,8 +214,11 @@ def run_cell(spec: TableSpec, cell: Cell, root: Path) -> list[str]:
     else:
         result = _ranking(spec, cell, timings, cell.path(root).with_suffix(""))
     timings["total_s"] = time.perf_counter() - start
+    prov = provenance(config, cell.seed, timings)
+    if result.get("model", {}).get("tokenizer"):
+        prov["tokenizer"] = result["model"]["tokenizer"]  # which item IDs the run used, and how they were made
     if _rank() == 0:  # under torchrun every rank computes the cell; one stores it
-        save_cell(root, cell, result, provenance(config, cell.seed, timings))
+        save_cell(root, cell, result, prov)
     return result["notes"]
 
 

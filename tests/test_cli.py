@@ -198,7 +198,9 @@ def test_generative_rows_run_end_to_end_with_variants_and_perturbations(tmp_path
     evaluations = [r["evaluation"] for r in table7["rows"] if r["model"] == "gamer_sid"]
     assert evaluations[0] == "target-behavior" and evaluations[-1] == "target-behavior/gt" and len(evaluations) == 6
     cell = next(Path(results).rglob("table-5/*/gamer_sid@aug4/*.json"))
-    model = json.loads(cell.read_text())["result"]["model"]
+    stored = json.loads(cell.read_text())
+    model = stored["result"]["model"]
+    assert stored["provenance"]["tokenizer"]["name"] == "sid-given"
     assert model["tokenizer"]["name"] == "sid-given" and "4x augmentation" in model["augmentation"]
     from gamer.tokenizers import ItemTokenizer
 
