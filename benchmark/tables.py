@@ -70,10 +70,6 @@ class TableSpec:
             object.__setattr__(self, "evaluations", (Evaluation(self.task),))
 
     @property
-    def number(self) -> int:
-        return int(self.id.split("-")[1])
-
-    @property
     def is_figure(self) -> bool:
         return self.id.startswith("figure")
 
@@ -149,10 +145,6 @@ _TABLE4_PAPER = _metric_rows(
 )
 
 
-def _rows(paper: list[dict]) -> tuple[Row, ...]:
-    return tuple(Row(p["model"], p["label"], p["group"]) for p in paper)
-
-
 def _aug(times: int) -> tuple[str, tuple[tuple[str, Any], ...]]:
     return f"aug{times}", (("augment_times", times),)
 
@@ -170,16 +162,14 @@ def _variant_rows(entries: list[tuple[str, str, int, str, tuple[float, ...]]], c
 
 
 def _rows_from_paper(paper: list[dict]) -> tuple[Row, ...]:
-    seen, rows = set(), []
+    """The table's rows in the paper's order: one per (model, variant); a variant ``augN`` overrides the
+    augmentation times of the registry's profile."""
+    rows = {}
     for p in paper:
-        key = (p["model"], p.get("variant", ""))
-        if key in seen:
-            continue
-        seen.add(key)
-        times = int(p["variant"].removeprefix("aug")) if p.get("variant") else None
-        overrides = (("augment_times", times),) if times is not None else ()
-        rows.append(Row(p["model"], p["label"], p["group"], p.get("variant", ""), overrides))
-    return tuple(rows)
+        variant = p.get("variant", "")
+        named = _aug(int(variant.removeprefix("aug"))) if variant else ("", ())
+        rows.setdefault((p["model"], variant), Row(p["model"], p["label"], p["group"], *named))
+    return tuple(rows.values())
 
 
 _TABLE5_PAPER = _variant_rows(
@@ -318,7 +308,7 @@ SPECS: dict[str, TableSpec] = {
             columns=TABLE2_METRICS,
             datasets=("synthetic",),
             task=Task.TARGET_BEHAVIOR,
-            rows=_rows(_TABLE2_PAPER),
+            rows=_rows_from_paper(_TABLE2_PAPER),
             paper=tuple(_TABLE2_PAPER),
             paper_dataset="ShortVideoAD",
         ),
@@ -329,7 +319,7 @@ SPECS: dict[str, TableSpec] = {
             columns=TABLE4_METRICS,
             datasets=("synthetic",),
             task=Task.BEHAVIOR_SPECIFIC,
-            rows=_rows(_TABLE4_PAPER),
+            rows=_rows_from_paper(_TABLE4_PAPER),
             paper=tuple(_TABLE4_PAPER),
             paper_dataset="ShortVideoAD",
         ),
