@@ -8,9 +8,16 @@ A table row whose model is not registered yet is reported as "not run", never as
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 from baselines.base import Recommender
 from baselines.rule_based import RuleBased
@@ -43,6 +50,32 @@ class ModelEntry:
 
 
 _DECODER = "gamer.recommender:GenerativeRecommender"
+_SEQUENTIAL = "baselines.discriminative:SequentialRecommender"
+
+
+def file_profiles(name: str, **fixed: Any) -> dict[str, dict[str, Any]]:
+    """A model's hyperparameters per profile, from ``baselines/<name>.toml`` (beside its code),
+    with ``fixed`` keys (its architecture, its variant) added to every profile."""
+    path = Path(__file__).with_name(f"{name}.toml")
+    profiles = tomllib.loads(path.read_text())
+    if sorted(profiles) != sorted(PROFILES):
+        raise ValueError(f"{path}: needs exactly the tables {list(PROFILES)}, found {sorted(profiles)}")
+    return {profile: values | fixed for profile, values in profiles.items()}
+
+
+def _sequential_rows() -> list[ModelEntry]:
+    """Discriminative sequence models; ``_b`` = one token per (behavior, item) pair (Section 4.1.2)."""
+    rows = []
+    for name, label, architecture, has_b in (
+        ("gru4rec", "GRU4Rec", "baselines.recbole_models:GRU4Rec", True),
+        ("sasrec", "SASRec", "baselines.recbole_models:SASRec", True),
+        ("bert4rec", "BERT4Rec", "baselines.recbole_models:BERT4Rec", True),
+    ):
+        rows.append(ModelEntry(name, label, _SEQUENTIAL, file_profiles(name, architecture=architecture)))
+        if has_b:
+            profiles = file_profiles(name, architecture=architecture, behavior_as_token=True)
+            rows.append(ModelEntry(f"{name}_b", f"{label}_B", _SEQUENTIAL, profiles))
+    return rows
 
 
 def _decoder_rows() -> list[ModelEntry]:
@@ -63,7 +96,8 @@ def _decoder_rows() -> list[ModelEntry]:
 
 
 MODELS: dict[str, ModelEntry] = {
-    entry.name: entry for entry in (ModelEntry("rule_based", "Rule-Based", RuleBased), *_decoder_rows())
+    entry.name: entry
+    for entry in (ModelEntry("rule_based", "Rule-Based", RuleBased), *_sequential_rows(), *_decoder_rows())
 }
 
 
