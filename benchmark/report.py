@@ -100,6 +100,21 @@ def paper_value_key(row: dict[str, Any]) -> tuple[str, str, str]:
     return row["model"], row.get("variant", ""), row.get("evaluation", "")
 
 
+def paper_row(spec: TableSpec, row: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+    """The paper's row beside one of ours, and the paper's dataset it reports on.
+
+    Where the table names stand-ins (Table 3: our RetailRocket for the paper's Tmall), only the
+    paper row of the dataset ours stands in for matches; a dataset without a stand-in has none."""
+    stand_ins = dict(spec.stand_ins)
+    wanted = stand_ins.get(row.get("dataset", "")) if stand_ins else None
+    if stand_ins and wanted is None:
+        return None, ""
+    for published in spec.paper:
+        if paper_value_key(published) == paper_value_key(row) and published.get("dataset") == wanted:
+            return published, wanted or spec.paper_dataset
+    return None, ""
+
+
 def documents_for(spec: TableSpec, root: Path) -> list[Document]:
     cells = stored_cells(root, spec.id)
     if spec.kind == "ranking":
@@ -141,16 +156,15 @@ def _grid(doc: Document) -> tuple[list[str], list[list[str]]]:
     if spec.kind == "ranking":
         several = len(spec.evaluations) > 1
         headers = (["Evaluation"] if several else []) + ["Model", "Source"] + list(spec.columns)
-        paper = {paper_value_key(p): p for p in spec.paper}
         body = []
         for row in doc.rows:
             lead = [row.get("evaluation", "")] if several else []
             body.append(lead + [row["label"], f"ours ({row['dataset']})"] + [_cell_text(row, c) for c in spec.columns])
-            published = paper.get(paper_value_key(row))
+            published, paper_dataset = paper_row(spec, row)
             if published is not None:
                 body.append(
                     ([""] if several else [])
-                    + ["", f"paper ({spec.paper_dataset})"]
+                    + ["", f"paper ({paper_dataset})"]
                     + [_fmt(published[c]) for c in spec.columns]
                 )
         return headers, body
