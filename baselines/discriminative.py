@@ -54,6 +54,7 @@ TRAINING_KEYS = (
     "eval_batch_size",
     "n_candidates",
     "target_behavior_only",
+    "device",
 )
 TRAINING_DEFAULTS: dict[str, Any] = {
     "max_len": 50,
@@ -66,6 +67,7 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "eval_batch_size": 512,
     "n_candidates": 1000,
     "target_behavior_only": False,  # MBHT trains on target-behavior targets only (Appendix A)
+    "device": "auto",  # "auto" = the GPU when torch sees one, else the CPU; results are exact only on the CPU
 }
 VALIDATION_METRIC = "N@10"
 
@@ -76,10 +78,11 @@ VALIDATION_METRIC = "N@10"
 def top_k(scores: Tensor, k: int) -> list[np.ndarray]:
     """The column indices of each row's k best scores, best first; ties go to the lower column.
 
-    ``torch.topk`` alone leaves the order of tied scores unspecified; here the k-th best value is
-    found with it, everything above it is kept, and the tied entries are taken in column order, so
-    a ranking never depends on the kernel. Entries equal to -inf (or NaN) are never returned, so a
-    row with fewer than k finite scores comes back shorter.
+    ``torch.topk`` alone leaves the order of tied scores unspecified. Here it fetches k + 1 values:
+    where the (k+1)-th is below the k-th, the set is settled and only its order is fixed (score
+    descending, column ascending); a row whose tie crosses the cut (rare with float scores) takes
+    its tied entries in column order. Entries equal to -inf (or NaN) are never returned, so a row
+    with fewer than k finite scores comes back shorter.
 
     >>> [r.tolist() for r in top_k(torch.tensor([[0.5, 2.0, 0.5, 0.5, -math.inf]]), 3)]
     [[1, 0, 2]]
@@ -89,17 +92,26 @@ def top_k(scores: Tensor, k: int) -> list[np.ndarray]:
     k = min(k, n_cols)
     if k == 0 or n_rows == 0:
         return [np.zeros(0, dtype=np.int64) for _ in range(n_rows)]
-    threshold = scores.topk(k, dim=1).values[:, -1:]
+    values, columns = scores.topk(min(k + 1, n_cols), dim=1)
+    spill = values[:, k - 1] == values[:, k] if k < n_cols else torch.zeros(n_rows, dtype=torch.bool)
+    columns = columns[:, :k].clone()
+    if spill.any():
+        columns[spill] = _tied_top_k(scores[spill], values[spill, k - 1 : k], k)
+    columns = columns.sort(dim=1).values  # column ascending, then a stable sort by score descending
+    values = scores.gather(1, columns)
+    order = torch.sort(values, dim=1, descending=True, stable=True).indices
+    columns, values = columns.gather(1, order), values.gather(1, order)
+    finite = torch.isfinite(values)
+    return [c[f].numpy() for c, f in zip(columns, finite, strict=True)]
+
+
+def _tied_top_k(scores: Tensor, threshold: Tensor, k: int) -> Tensor:
+    """``[r, k]`` columns: every score above ``threshold``, then tied ones in column order."""
     above = scores > threshold
     tied = scores == threshold
     room = k - above.sum(dim=1, keepdim=True)
     chosen = above | (tied & (tied.cumsum(dim=1) <= room))  # exactly k per row
-    columns = chosen.nonzero()[:, 1].view(n_rows, k)  # ascending column order within a row
-    values = scores.gather(1, columns)
-    order = torch.sort(values, dim=1, descending=True, stable=True).indices  # stable: ties stay column-ordered
-    columns, values = columns.gather(1, order), values.gather(1, order)
-    finite = torch.isfinite(values)
-    return [c[f].numpy() for c, f in zip(columns, finite, strict=True)]
+    return chosen.nonzero()[:, 1].view(len(scores), k)
 
 
 # ---- tokens ---------------------------------------------------------------------------------------
@@ -281,16 +293,28 @@ class DiscriminativeRecommender(Recommender):
     def _item_scores(self, queries: Queries) -> Tensor:
         """``[q, n_items]`` scores of every item for each query (eval mode, no grad)."""
 
+    def _device(self) -> torch.device:
+        wanted = self.training["device"]
+        if wanted == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(wanted)
+
     # -- the loop ------------------------------------------------------------------------------------
-    def fit(self, train: Interactions, valid: Queries) -> DiscriminativeRecommender:
+    def prepare(self, train: Interactions) -> torch.optim.Optimizer:
+        """Seed, build the model for ``train`` and return its optimizer: the state before epoch 1."""
         torch.manual_seed(self.seed)
-        rng = np.random.default_rng(self.seed)
         self.n_items_ = train.n_items
         self.n_behaviors_ = len(train.schema.behaviors)
         self.target_level_ = train.schema.target_level
-        self.module_ = self._setup(train)
+        self.device_ = self._device()
+        self.module_ = self._setup(train).to(self.device_)
         t = self.training
-        optimizer = torch.optim.AdamW(self.module_.parameters(), lr=t["learning_rate"], weight_decay=t["weight_decay"])
+        return torch.optim.AdamW(self.module_.parameters(), lr=t["learning_rate"], weight_decay=t["weight_decay"])
+
+    def fit(self, train: Interactions, valid: Queries) -> DiscriminativeRecommender:
+        optimizer = self.prepare(train)
+        rng = np.random.default_rng(self.seed)
+        t = self.training
         candidates = SampledCandidates.draw(valid, self.target_level_, t["n_candidates"], self.n_items_, self.seed)
         if len(candidates) == 0:
             raise ValueError("no target-behavior validation query to select a checkpoint on")
@@ -323,7 +347,7 @@ class DiscriminativeRecommender(Recommender):
         for start in range(0, len(queries), size):
             part = queries.select((index >= start) & (index < start + size))
             with torch.no_grad():  # never across a yield: a paused generator would leave grad mode off
-                scores = self._item_scores(part).float()
+                scores = self._item_scores(part).float().cpu()
             yield scores
 
     def validation_score(self, candidates: SampledCandidates) -> float:
@@ -420,7 +444,7 @@ class SequentialRecommender(DiscriminativeRecommender):
             order = order[: self.training["samples_per_epoch"]]
         size, total, seen = self.training["batch_size"], 0.0, 0
         for start in range(0, len(order), size):
-            batch = self._training_batch(order[start : start + size])
+            batch = self._training_batch(order[start : start + size]).to(self.device_)
             loss = self.module_.loss(batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -445,5 +469,6 @@ class SequentialRecommender(DiscriminativeRecommender):
         )
 
     def _item_scores(self, queries: Queries) -> Tensor:
-        token_scores = self.module_.scores(self.query_batch(queries))
-        return self.tokens_.item_scores(token_scores, torch.from_numpy(queries.behavior.astype(np.int64)))
+        token_scores = self.module_.scores(self.query_batch(queries).to(self.device_))
+        levels = torch.from_numpy(queries.behavior.astype(np.int64)).to(self.device_)
+        return self.tokens_.item_scores(token_scores, levels)

@@ -70,6 +70,8 @@ def _sequential_rows() -> list[ModelEntry]:
         ("gru4rec", "GRU4Rec", "baselines.recbole_models:GRU4Rec", True),
         ("sasrec", "SASRec", "baselines.recbole_models:SASRec", True),
         ("bert4rec", "BERT4Rec", "baselines.recbole_models:BERT4Rec", True),
+        ("pbat", "PBAT", "baselines.pbat:PBAT", False),
+        ("mbht", "MBHT", "baselines.mbht:MBHT", False),
     ):
         rows.append(ModelEntry(name, label, _SEQUENTIAL, file_profiles(name, architecture=architecture)))
         if has_b:
@@ -95,9 +97,23 @@ def _decoder_rows() -> list[ModelEntry]:
     return rows
 
 
+def _graph_rows() -> list[ModelEntry]:
+    """Multi-behavior graph models on user x item graphs of the training split (written here: SSLRec
+    is not on the package index)."""
+    return [
+        ModelEntry("mbgmn", "MB-GMN", "baselines.graph:MBGMN", file_profiles("mbgmn")),
+        ModelEntry("smbrec", "S-MBRec", "baselines.graph:SMBRec", file_profiles("smbrec")),
+    ]
+
+
 MODELS: dict[str, ModelEntry] = {
     entry.name: entry
-    for entry in (ModelEntry("rule_based", "Rule-Based", RuleBased), *_sequential_rows(), *_decoder_rows())
+    for entry in (
+        ModelEntry("rule_based", "Rule-Based", RuleBased),
+        *_sequential_rows(),
+        *_graph_rows(),
+        *_decoder_rows(),
+    )
 }
 
 

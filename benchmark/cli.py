@@ -107,6 +107,10 @@ def cmd_perf(args: argparse.Namespace) -> int:
         from benchmark import perf_gamer
 
         return perf_gamer.main(repeat=args.repeat, dims=args.dims)
+    if args.what == "baselines":
+        from benchmark import perf_baselines
+
+        return perf_baselines.main(repeat=args.repeat, dims=args.dims)
     from benchmark import perf
 
     return perf.main(args.what, repeat=args.repeat, taobao_rows=args.taobao_rows)
@@ -147,9 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     perf = sub.add_parser("perf", help="measure throughput (slow checks live here, not in the tests)")
     perf.add_argument(
-        "what", choices=("data", "gamer"), help="data: importers, sessions, splits; gamer: training, MFU, decoding"
+        "what",
+        choices=("data", "gamer", "baselines"),
+        help="data: importers, sessions, splits; gamer: training, MFU, decoding; "
+        "baselines: SASRec training sequences/s vs RecBole's own loop, evaluation users/s",
     )
-    perf.add_argument("--dims", choices=("paper", "smoke"), default="paper", help="model size for perf gamer")
+    perf.add_argument(
+        "--dims", choices=("paper", "smoke"), default="paper", help="model size for perf gamer and perf baselines"
+    )
     perf.add_argument("--repeat", type=int, default=5)
     perf.add_argument("--taobao-rows", type=int, default=2_000_000, help="size of the streamed Taobao file (0: skip)")
     perf.set_defaults(func=cmd_perf)

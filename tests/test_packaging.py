@@ -54,7 +54,8 @@ def test_the_import_dependencies_are_what_recbole_models_really_import():
         "from recbole.model.sequential_recommender import SASRec; "
         "print(' '.join(sorted({m.split('.')[0] for m in sys.modules} - before)))"
     )
-    imported = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    imported = set(out.split())
     assert RECBOLE_IMPORTS <= imported
 
 
