@@ -72,6 +72,7 @@ def _sequential_rows() -> list[ModelEntry]:
         ("bert4rec", "BERT4Rec", "baselines.recbole_models:BERT4Rec", True),
         ("pbat", "PBAT", "baselines.pbat:PBAT", False),
         ("mbht", "MBHT", "baselines.mbht:MBHT", False),
+        ("mbstr", "MB-STR", "baselines.mbstr:MBSTR", False),
     ):
         rows.append(ModelEntry(name, label, _SEQUENTIAL, file_profiles(name, architecture=architecture)))
         if has_b:
