@@ -47,6 +47,7 @@ _RECBOLE_FIELDS = {
 
 
 def _recbole_class(name: str) -> type[nn.Module]:
+    anomaly = torch.is_anomaly_enabled(), torch.is_anomaly_check_nan_enabled()
     try:
         from recbole.model import sequential_recommender
     except ImportError as error:
@@ -54,6 +55,10 @@ def _recbole_class(name: str) -> type[nn.Module]:
             f"the {name} row needs RecBole: `pip install 'recbole>=1.2.1'` (Python <= 3.11), or on Python 3.12+ "
             "`pip install --no-deps recbole==1.2.1` (its ray pin has no wheels there; see README)"
         ) from error
+    finally:
+        # Importing RecBole's sequential models runs sine.py, which turns on autograd anomaly detection
+        # for the whole process (a traceback per op: training ran up to 30x slower); put it back.
+        torch.autograd.set_detect_anomaly(*anomaly)
     return getattr(sequential_recommender, name)
 
 

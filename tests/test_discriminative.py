@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -241,3 +243,15 @@ def test_b_variant_ranks_only_the_queried_behaviors_block(tiny_split):
         block = tokens[q, 1:].view(-1, n_items)[int(test.behavior[q])]
         expected = torch.sort(-block, stable=True).indices[:10].numpy()
         assert np.array_equal(model.recommend(test.select(np.arange(len(test)) == q), 10)[0], expected)
+
+
+def test_building_a_recbole_row_leaves_autograd_anomaly_detection_off():
+    # recbole/model/sequential_recommender/sine.py enables it process-wide at import time; a fresh
+    # process is needed, since this session may have imported RecBole already.
+    code = (
+        "import torch; from baselines import registry; rec = registry.get('sasrec').build('smoke', seed=0); "
+        "rec.module_class()(n_tokens=5, n_behaviors=2, n_users=2, max_len=4, **rec.model_hyperparameters); "
+        "import recbole; print(torch.is_anomaly_enabled())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
