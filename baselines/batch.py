@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 import torch
+import torch.nn.functional as F
 
 
 @dataclass(frozen=True)
@@ -33,3 +34,23 @@ class SequenceBatch:
 
     def __len__(self) -> int:
         return self.item.shape[0]
+
+    def with_slot(self, token: torch.Tensor, behavior: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The history plus one slot at position ``length`` holding ``token`` / ``behavior``: the
+        ``[B, max(length) + 1]`` tokens and behaviors of a Cloze model (trailing all-padding columns
+        dropped). Training puts the target there, scoring a [MASK] with the queried behavior."""
+        width = int(self.length.max()) + 1
+        slot = self.length[:, None]
+        item = F.pad(self.item, (0, 1))[:, :width].scatter(1, slot, token[:, None])
+        kind = F.pad(self.behavior, (0, 1))[:, :width].scatter(1, slot, behavior[:, None])
+        return item, kind
+
+
+def cloze_mask(candidates: torch.Tensor, slot: torch.Tensor, ratio: float) -> torch.Tensor:
+    """``[B, W]`` bool: each candidate position masked with probability ``ratio`` (torch's global RNG);
+    a row that drew no mask gets position ``slot`` (its target) masked, so every sequence counts in
+    the loss and a batch never averages over nothing."""
+    masked = (torch.rand(candidates.shape, device=candidates.device) < ratio) & candidates
+    none = ~masked.any(dim=1)
+    masked[none, slot[none]] = True
+    return masked

@@ -69,14 +69,12 @@ Decisions (paper vs. the original code vs. the GAMER authors' port, see the refe
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-if TYPE_CHECKING:
-    from baselines.batch import SequenceBatch
+from baselines.batch import SequenceBatch, cloze_mask
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}
 
@@ -324,31 +322,19 @@ class MBSTR(nn.Module):
         """``[M, H]`` hidden states at predicted slots, ``[M]`` their behaviors -> ``[M, n_tokens]``."""
         return self.head(h, behavior) @ self.item_embedding.weight[: self.n_tokens].T
 
-    @staticmethod
-    def append_slot(batch: SequenceBatch, token: Tensor, behavior: Tensor) -> tuple[Tensor, Tensor]:
-        """History + one slot at position ``length``: ``[B, L + 1]`` tokens and behaviors."""
-        slot = batch.length[:, None]
-        item = F.pad(batch.item, (0, 1)).scatter(1, slot, token[:, None])
-        kind = F.pad(batch.behavior, (0, 1)).scatter(1, slot, behavior[:, None])
-        return item, kind
-
     # ---- the contract ---------------------------------------------------------------------------------
 
     def loss(self, batch: SequenceBatch) -> Tensor:
         """Cloze cross-entropy on history + [target] (module docstring)."""
-        item, behavior = self.append_slot(batch, batch.target_item, batch.target_behavior)
-        real = item != 0
-        masked = (torch.rand(item.shape, device=item.device) < self.mask_ratio) & real
-        # A sequence that drew no mask gets its target slot masked (module docstring).
-        none = ~masked.any(dim=1)
-        masked[none, batch.length[none]] = True
+        item, behavior = batch.with_slot(batch.target_item, batch.target_behavior)
+        masked = cloze_mask(item != 0, batch.length, self.mask_ratio)  # module docstring
         hidden = self.encode(torch.where(masked, self.mask_token, item), behavior)
         return F.cross_entropy(self.logits(hidden[masked], behavior[masked]), item[masked])
 
     def scores(self, batch: SequenceBatch) -> Tensor:
         """``[B, n_tokens]``: the logits of a [MASK] slot appended with the queried behavior."""
         mask = torch.full_like(batch.length, self.mask_token)
-        item, behavior = self.append_slot(batch, mask, batch.target_behavior)
+        item, behavior = batch.with_slot(mask, batch.target_behavior)
         hidden = self.encode(item, behavior)
         at_slot = hidden[torch.arange(len(item), device=item.device), batch.length]
         return self.logits(at_slot, batch.target_behavior)

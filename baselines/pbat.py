@@ -55,8 +55,8 @@ Other choices:
   (max_len + 1 rows for the appended slot); Q/K/V linears carry biases (GAMER); W_q1/W_q2/W_k1/W_k2 act on one
   head's mean (d_head -> d_head, shared by heads) and leave the relation / position covariances as they are (both
   codes); one LayerNorm is shared by the two attention streams (both codes). LayerNorm eps 1e-12, init N(0, 0.02).
-- Training CE covers tokens 0..n_tokens-1 (the pad column included, as GAMER; targets are never 0). If a batch
-  happens to draw no masked position at all, the appended target slots are masked so the loss stays defined.
+- Training CE covers tokens 0..n_tokens-1 (the pad column included, as GAMER; targets are never 0). A sequence that
+  draws no masked position gets its target slot masked (`baselines.batch.cloze_mask`).
 - For pad positions the behavior index is clamped to 1 when looking up relations; such keys are masked and such
   query rows are never read, so this only keeps the numbers finite.
 
@@ -83,7 +83,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.batch import SequenceBatch
+from baselines.batch import SequenceBatch, cloze_mask
 
 MIN_COV = 1e-8  # covariance floor before 1/c and sqrt(c); see the module docstring
 
@@ -387,18 +387,6 @@ class PBAT(nn.Module):
         return self.head(fused, Gaussian(table_m, table_c))
 
     @staticmethod
-    def _with_slot(batch: SequenceBatch, slot_item: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """History cut to its longest row, plus one position at `length` holding slot_item / target_behavior."""
-        width = int(batch.length.max())  # trailing all-pad columns cannot matter; drop them
-        zero = batch.item.new_zeros(batch.item.shape[0], 1)
-        item = torch.cat([batch.item[:, :width], zero], dim=1)
-        behavior = torch.cat([batch.behavior[:, :width], zero], dim=1)
-        slot = batch.length[:, None]
-        item = item.scatter(1, slot, slot_item[:, None])
-        behavior = behavior.scatter(1, slot, batch.target_behavior[:, None])
-        return item, behavior
-
-    @staticmethod
     def _gather(
         out: Gaussian, p: Gaussian, rows: torch.Tensor, cols: torch.Tensor, beh: torch.Tensor
     ) -> tuple[Gaussian, Gaussian]:
@@ -406,11 +394,8 @@ class PBAT(nn.Module):
         return Gaussian(out.mean[rows, cols], out.cov[rows, cols]), Gaussian(p.mean[rows, beh], p.cov[rows, beh])
 
     def loss(self, batch: SequenceBatch) -> torch.Tensor:
-        item, behavior = self._with_slot(batch, batch.target_item)
-        real = item != 0
-        masked = (torch.rand(item.shape, device=item.device) < self.mask_ratio) & real
-        if not bool(masked.any()):  # astronomically rare; keep the loss defined
-            masked = torch.zeros_like(masked).scatter(1, batch.length[:, None], True)
+        item, behavior = batch.with_slot(batch.target_item, batch.target_behavior)
+        masked = cloze_mask(item != 0, batch.length, self.mask_ratio)
         p, rel = self.patterns(batch.user)
         out = self.encode(item.masked_fill(masked, self.mask_token), behavior, rel)
         rows, cols = masked.nonzero(as_tuple=True)
@@ -419,7 +404,7 @@ class PBAT(nn.Module):
 
     def scores(self, batch: SequenceBatch) -> torch.Tensor:
         mask = torch.full_like(batch.length, self.mask_token)
-        item, behavior = self._with_slot(batch, mask)
+        item, behavior = batch.with_slot(mask, batch.target_behavior)
         p, rel = self.patterns(batch.user)
         out = self.encode(item, behavior, rel)
         rows = torch.arange(item.shape[0], device=item.device)

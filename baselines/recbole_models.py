@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from baselines.batch import SequenceBatch
+from baselines.batch import SequenceBatch, cloze_mask
 
 _RECBOLE_FIELDS = {
     "USER_ID_FIELD": "user_id",
@@ -154,23 +154,15 @@ class BERT4Rec(RecBoleSequential):
 
     def loss(self, batch: SequenceBatch) -> Tensor:
         """Cross-entropy at the masked positions of history + target (masks in the module docstring)."""
-        rows = torch.arange(len(batch))
-        width = int(batch.length.max()) + 1
-        sequence = F.pad(batch.item, (0, width - batch.item.shape[1]))
-        sequence[rows, batch.length] = batch.target_item
-        real = torch.arange(width)[None, :] <= batch.length[:, None]
-        last_only = torch.rand(len(batch)) < self.ft_ratio
-        masked = real & (torch.rand(real.shape) < self.mask_ratio) & ~last_only[:, None]
-        nothing = ~masked.any(dim=1)
-        masked[rows[nothing], batch.length[nothing]] = True  # fine-tune rows, and rows whose draw masked nothing
+        sequence, _ = batch.with_slot(batch.target_item, batch.target_behavior)
+        last_only = torch.rand(len(batch), device=sequence.device) < self.ft_ratio
+        # Fine-tune rows draw from no position, so cloze_mask gives them their last item (the target).
+        masked = cloze_mask((sequence != 0) & ~last_only[:, None], batch.length, self.mask_ratio)
         hidden = self.net.forward(sequence.masked_fill(masked, self.mask_token))
         return F.cross_entropy(self._logits(hidden[masked]), sequence[masked])
 
     def scores(self, batch: SequenceBatch) -> Tensor:
         """Scores read at a [MASK] slot appended after each history (no history item dropped)."""
-        rows = torch.arange(len(batch))
-        width = int(batch.length.max()) + 1
-        sequence = F.pad(batch.item, (0, width - batch.item.shape[1]))
-        sequence[rows, batch.length] = self.mask_token
+        sequence, _ = batch.with_slot(torch.full_like(batch.length, self.mask_token), batch.target_behavior)
         hidden = self.net.forward(sequence)
-        return self._logits(hidden[rows, batch.length])
+        return self._logits(hidden[torch.arange(len(batch), device=sequence.device), batch.length])

@@ -96,6 +96,18 @@ def test_history_batch_right_pads_cuts_and_makes_empty_histories_one_pad_token()
     assert length.tolist() == [2, 1, 1]
 
 
+def test_cloze_masks_draw_from_candidates_and_fall_back_to_the_slot():
+    from baselines.batch import cloze_mask
+
+    torch.manual_seed(0)
+    candidates = torch.tensor([[True, True, True, False], [False, False, False, False], [True, True, False, False]])
+    slot = torch.tensor([2, 3, 1])
+    never = cloze_mask(candidates, slot, ratio=0.0)
+    assert never.tolist() == [[False, False, True, False], [False, False, False, True], [False, True, False, False]]
+    always = cloze_mask(candidates, slot, ratio=1.0)
+    assert torch.equal(always[[0, 2]], candidates[[0, 2]]) and always[1].tolist() == [False, False, False, True]
+
+
 # ---- validation candidates --------------------------------------------------------------------------
 
 

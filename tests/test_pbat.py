@@ -252,7 +252,7 @@ def brute_force_attention(att, x, typ, rel, pos, beh_idx, pad) -> Gaussian:
 def test_fused_attention_matches_brute_force() -> None:
     model = make_model(hidden_size=16, n_heads=2).eval()
     batch = make_batch([6, 4, 9, 1], empty_row=True, seed=9)
-    item, behavior = model._with_slot(batch, torch.full_like(batch.length, model.mask_token))
+    item, behavior = batch.with_slot(torch.full_like(batch.length, model.mask_token), batch.target_behavior)
     with torch.no_grad():
         _, rel = model.patterns(batch.user)
         rel = Gaussian(rel.mean * 0.05, positive(torch.randn_like(rel.cov)))  # keep logits in a readable range
@@ -289,9 +289,8 @@ def test_no_masked_position_still_gives_a_loss() -> None:
 
 
 def test_training_sequence_appends_the_target_at_length() -> None:
-    model = make_model()
     batch = make_batch([3, 5, 1], empty_row=True)
-    item, behavior = model._with_slot(batch, batch.target_item)
+    item, behavior = batch.with_slot(batch.target_item, batch.target_behavior)
     assert item.shape == (3, 6)  # widest history (5) + the appended slot
     for row, n in enumerate(batch.length.tolist()):
         assert item[row, n] == batch.target_item[row] and behavior[row, n] == batch.target_behavior[row]
