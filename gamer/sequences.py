@@ -65,6 +65,14 @@ class TokenBatch:
     def __len__(self) -> int:
         return self.tokens.shape[0]
 
+    def loss_inputs(self) -> tuple[torch.Tensor, ...]:
+        """The tensors `gamer.training.NextTokenLoss` takes, in order (a flat tuple, as DDP wants)."""
+        return self.tokens, self.levels, self.slots, self.positions, self.sessions, self.targets, self.target_mask
+
+    @property
+    def n_targets(self) -> int:
+        return int(self.target_mask.sum())
+
 
 @dataclass(frozen=True)
 class Ragged:

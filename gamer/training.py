@@ -83,9 +83,7 @@ class NextTokenLoss(torch.nn.Module):
         return F.cross_entropy(logits, targets[target_mask], reduction="sum")
 
     def on(self, batch: TokenBatch) -> torch.Tensor:
-        return self(
-            batch.tokens, batch.levels, batch.slots, batch.positions, batch.sessions, batch.targets, batch.target_mask
-        )
+        return self(*batch.loss_inputs())
 
 
 def lr_lambda(total_steps: int, config: TrainConfig) -> Callable[[int], float]:
@@ -120,16 +118,24 @@ def init_distributed() -> bool:
     return True
 
 
-def evaluate_loss(model: torch.nn.Module, batches: list[TokenBatch], temperature: float, device: str) -> float:
-    """Mean per-token loss over every target token of ``batches`` (summed over ranks when distributed)."""
+def evaluate_loss(
+    model: torch.nn.Module,
+    batches: list[TokenBatch],
+    temperature: float,
+    device: str,
+    criterion: torch.nn.Module | None = None,
+) -> float:
+    """Mean per-token loss over every target token of ``batches`` (summed over ranks when distributed).
+
+    ``criterion(*batch.loss_inputs())`` gives a batch's summed loss; `NextTokenLoss` by default."""
     model.eval()
-    criterion = NextTokenLoss(model, temperature)
+    criterion = NextTokenLoss(model, temperature) if criterion is None else criterion
     total = torch.zeros(2, dtype=torch.float64)
     with torch.no_grad():
         for batch in batches:
             batch = batch.to(device)
-            loss = criterion.on(batch)
-            total += torch.tensor([loss.item(), float(batch.target_mask.sum())], dtype=torch.float64)
+            loss = criterion(*batch.loss_inputs())
+            total += torch.tensor([loss.item(), float(batch.n_targets)], dtype=torch.float64)
     if _distributed()[1] > 1:
         dist.all_reduce(total)
     return float(total[0] / max(total[1], 1.0))
@@ -142,18 +148,21 @@ def train_decoder(
     valid_batches: list[TokenBatch],
     config: TrainConfig,
     *,
+    criterion: torch.nn.Module | None = None,
     log: Callable[[dict[str, float]], None] | None = None,
 ) -> TrainResult:
     """Train ``model`` in place and leave it holding the weights with the lowest validation loss.
 
     ``make_batch(indices)`` encodes the given training sequences; sequences are shuffled each epoch
     from ``config.seed``. ``valid_batches`` are this rank's share of the validation samples.
+    ``criterion(*batch.loss_inputs())`` is a batch's summed loss over its ``batch.n_targets`` target
+    tokens: `NextTokenLoss` (decoder-only) by default; encoder-decoders bring their own.
     """
     init_distributed()
     rank, world = _distributed()
     device = config.device
     model.to(device)
-    criterion = NextTokenLoss(model, config.temperature)
+    criterion = NextTokenLoss(model, config.temperature) if criterion is None else criterion
     trained = torch.nn.parallel.DistributedDataParallel(criterion) if world > 1 else criterion
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
@@ -178,30 +187,22 @@ def train_decoder(
             mine = np.array_split(step_ids, world)[rank]  # every rank an equal share of the batch
             pieces = [mine[i : i + config.micro_batch] for i in range(0, len(mine), config.micro_batch)] or [mine]
             batches = [make_batch(p).to(device) for p in pieces if len(p)]
-            n_targets = sum(int(b.target_mask.sum()) for b in batches)
+            n_targets = sum(b.n_targets for b in batches)
             optimizer.zero_grad(set_to_none=True)
             for i, batch in enumerate(batches):
                 # Sum over micro-batches, divided once by the step's token count: the mean of the full batch.
                 sync = world == 1 or i == len(batches) - 1
                 context = trained.no_sync() if not sync else contextlib.nullcontext()
                 with context:
-                    loss = trained(
-                        batch.tokens,
-                        batch.levels,
-                        batch.slots,
-                        batch.positions,
-                        batch.sessions,
-                        batch.targets,
-                        batch.target_mask,
-                    )
+                    loss = trained(*batch.loss_inputs())
                     (loss / max(n_targets, 1)).backward()
                 train_loss += loss.item()
-                train_tokens += int(batch.target_mask.sum())
+                train_tokens += batch.n_targets
             if config.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
             scheduler.step()
-        valid_loss = evaluate_loss(model, valid_batches, config.temperature, device)
+        valid_loss = evaluate_loss(model, valid_batches, config.temperature, device, criterion)
         record = {
             "epoch": epoch,
             "train_loss": train_loss / max(train_tokens, 1),
