@@ -51,6 +51,7 @@ class ModelEntry:
 
 _DECODER = "gamer.recommender:GenerativeRecommender"
 _SEQUENTIAL = "baselines.discriminative:SequentialRecommender"
+_SEQ2SEQ = "baselines.seq2seq:Seq2SeqRecommender"
 
 
 def file_profiles(name: str, **fixed: Any) -> dict[str, dict[str, Any]]:
@@ -107,12 +108,24 @@ def _graph_rows() -> list[ModelEntry]:
     ]
 
 
+def _seq2seq_rows() -> list[ModelEntry]:
+    """Encoder-decoder generative rows, trained at interaction level, decoded by GAMER's beam search."""
+    tiger, mbgen = "baselines.tiger:T5EncoderDecoder", "baselines.mbgen:PBATransformer"
+    return [
+        ModelEntry("tiger", "TIGER", _SEQ2SEQ, file_profiles("tiger", architecture=tiger, behavior_tokens=False)),
+        ModelEntry("tiger_mb", "TIGER_MB (SID)", _SEQ2SEQ, file_profiles("tiger", architecture=tiger)),
+        ModelEntry("mbgen_sid", "MBGen (SID)", _SEQ2SEQ, file_profiles("mbgen", architecture=mbgen, ids="sid")),
+        ModelEntry("mbgen_cid", "MBGen (CID)", _SEQ2SEQ, file_profiles("mbgen", architecture=mbgen, ids="cid")),
+    ]
+
+
 MODELS: dict[str, ModelEntry] = {
     entry.name: entry
     for entry in (
         ModelEntry("rule_based", "Rule-Based", RuleBased),
         *_sequential_rows(),
         *_graph_rows(),
+        *_seq2seq_rows(),
         *_decoder_rows(),
     )
 }

@@ -115,10 +115,53 @@ def paper_row(spec: TableSpec, row: dict[str, Any]) -> tuple[dict[str, Any] | No
     return None, ""
 
 
+def _training_cost_documents(spec: TableSpec, cells: list[dict]) -> list[Document]:
+    """Table 6 per profile: each row's size and training cost, and the MBGen / GAMER time ratio."""
+    by_profile: dict[str, list[dict]] = defaultdict(list)
+    for cell in cells:
+        by_profile[cell["cell"]["profile"]].append(cell)
+    documents = []
+    for profile, group in sorted(by_profile.items()):
+        found = {(c["cell"]["model"], c["cell"].get("variant", "")): c for c in group}
+        rows, datasets = [], []
+        for row in spec.rows:
+            entry = {"model": row.model, "variant": row.variant, "label": row.label}
+            cell = found.get((row.model, row.variant))
+            if cell is None:
+                rows.append(entry | {c: NOT_RUN for c in spec.columns})
+                continue
+            dataset = cell["result"].get("dataset_name", cell["cell"]["dataset"])
+            datasets += [dataset] if dataset not in datasets else []
+            rows.append(entry | {"dataset": dataset} | cell["result"]["row"])
+        header = [
+            f"Datasets: {', '.join(datasets) or '-'} (paper: {spec.paper_dataset})",
+            f"Profile: {profile}; cells run one at a time on one machine; training s includes each epoch's validation",
+            training_time_ratio(rows),
+        ]
+        documents.append(Document(spec, profile, rows, header))
+    return documents
+
+
+def training_time_ratio(rows: list[dict[str, Any]]) -> str:
+    """The claim of Table 6: MBGen's training time over GAMER's, ours beside the paper's (100 h / 13 h)."""
+
+    def seconds(model: str) -> float | None:
+        for row in rows:
+            if row["model"] == model and row["variant"] == "aug0" and isinstance(row.get("training s"), float):
+                return row["training s"]
+        return None
+
+    mbgen, gamer = seconds("mbgen_sid"), seconds("gamer_sid")
+    ours = f"{mbgen / gamer:.1f}x" if mbgen and gamer else NOT_RUN
+    return f"MBGen / GAMER training time without augmentation: ours {ours}; paper about {100 / 13:.1f}x (100 h / 13 h)"
+
+
 def documents_for(spec: TableSpec, root: Path) -> list[Document]:
     cells = stored_cells(root, spec.id)
     if spec.kind == "ranking":
         return _ranking_documents(spec, cells)
+    if spec.kind == "training-cost":
+        return _training_cost_documents(spec, cells)
     if not cells:
         return []
     if spec.kind == "dataset-stats":
@@ -166,6 +209,26 @@ def _grid(doc: Document) -> tuple[list[str], list[list[str]]]:
                     ([""] if several else [])
                     + ["", f"paper ({paper_dataset})"]
                     + [_fmt(published[c]) for c in spec.columns]
+                )
+        return headers, body
+    if spec.kind == "training-cost":
+        headers = ["Model", "Source", "#Parameters", "s / epoch", "epochs to best", "epochs run", "training time"]
+        paper = {paper_value_key(p): p for p in spec.paper}
+        body = []
+        for row in doc.rows:
+            if row.get("parameters") == NOT_RUN:
+                body.append([row["label"], "ours"] + [NOT_RUN] * 5)
+            else:
+                body.append(
+                    [row["label"], f"ours ({row['dataset']})", f"{row['parameters'] / 1e6:.2f}M"]
+                    + [f"{row['seconds per epoch']:.1f} s", str(row["epochs to best"]), str(row["epochs run"])]
+                    + [f"{row['training s']:.0f} s"]
+                )
+            published = paper.get(paper_value_key(row))
+            if published is not None:
+                body.append(
+                    ["", f"paper ({spec.paper_dataset})", f"{published['parameters'] / 1e6:.2f}M", "-"]
+                    + [str(published["epochs"]), "-", f"~{published['hours']} h"]
                 )
         return headers, body
     if spec.kind == "leakage":

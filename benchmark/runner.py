@@ -79,9 +79,9 @@ def hyperparameters(spec: TableSpec, cell: Cell) -> dict[str, Any]:
 
 def cell_config(spec: TableSpec, cell: Cell) -> dict[str, Any]:
     config: dict[str, Any] = {"table": spec.id, "kind": spec.kind, "dataset": _source_signature(cell.dataset)}
-    if spec.kind == "ranking":
+    if spec.has_models:
         config |= {
-            "evaluations": [e.key for e in spec.evaluations],
+            "evaluations": [e.key for e in spec.evaluations] if spec.kind == "ranking" else [],
             "model": cell.model,
             "variant": cell.variant,
             "profile": cell.profile,
@@ -202,6 +202,26 @@ def _ranking(spec: TableSpec, cell: Cell, timings: dict[str, float], artifacts: 
     }
 
 
+def _training_cost(spec: TableSpec, cell: Cell, timings: dict[str, float]) -> dict[str, Any]:
+    """Table 6: fit one row and report its size and what its training cost (no test needed)."""
+    split = SessionSplit.from_interactions(load_dataset(cell.dataset))
+    model = registry.get(cell.model).factory_class()(seed=cell.seed, **hyperparameters(spec, cell))
+    start = time.perf_counter()
+    model.fit(split.train, split.queries("valid"))
+    timings["fit_s"] = time.perf_counter() - start
+    info = model.describe()
+    training = info["training"]
+    row = {
+        "parameters": info["parameters"],
+        "seconds per epoch": training["seconds"] / max(training["epochs_run"], 1),
+        "epochs to best": training["best_epoch"] + 1,  # epochs are counted from 0 in the training log
+        "epochs run": training["epochs_run"],
+        "training s": training["seconds"],
+    }
+    name = split.interactions.schema.name
+    return {"dataset_name": name, "row": row, "model": info, "notes": [f"{name}: {split.filter_report}"]}
+
+
 def run_cell(spec: TableSpec, cell: Cell, root: Path) -> list[str]:
     """Compute one cell, store it with its provenance, and return its notes (what filters removed)."""
     timings: dict[str, float] = {}
@@ -211,6 +231,8 @@ def run_cell(spec: TableSpec, cell: Cell, root: Path) -> list[str]:
         result = _dataset_stats(cell)
     elif spec.kind == "leakage":
         result = _leakage(cell)
+    elif spec.kind == "training-cost":
+        result = _training_cost(spec, cell, timings)
     else:
         result = _ranking(spec, cell, timings, cell.path(root).with_suffix(""))
     timings["total_s"] = time.perf_counter() - start
@@ -246,7 +268,7 @@ def expand(
             available.append(name)
         else:
             skipped.append(f"dataset {name}: not found at {ds.location()}")
-    if spec.kind != "ranking":
+    if not spec.has_models:
         return [Cell(spec.id, name) for name in available], skipped
     names = list(dict.fromkeys(row.model for row in spec.rows))
     wanted = list(models) if models else names
@@ -284,6 +306,9 @@ def run(
         else:
             todo.append(cell)
     notes: list[str] = []
+    if spec.kind == "training-cost" and jobs != 1:
+        notes.append(f"{spec.id} times training: its cells run one at a time (--jobs {jobs} ignored)")
+        jobs = 1
     if todo:
         tasks = (delayed(run_cell)(spec, cell, root) for cell in todo)
         results = Parallel(n_jobs=jobs, return_as="generator")(tasks)

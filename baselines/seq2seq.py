@@ -1,0 +1,347 @@
+"""The encoder-decoder generative rows (TIGER, TIGER_MB, MBGen) as Recommenders (Sections 2.1, 4.1.2).
+
+Trained at interaction level, as the authors trained them (reference notes §4.5, §6): every
+training interaction outside its user's first session is a sample whose history is the user's
+earlier sessions (`baselines.discriminative.InteractionSamples`, the most recent ``max_history``
+interactions). The token layout (`Seq2SeqLayout`) is shared with GAMER's tokenizer and beam search::
+
+    encoder   <b> id_1 .. id_L   <b> id_1 .. id_L  ...  </s>      history, oldest first (TIGER: no <b>)
+    decoder   <start> <b> id_1 .. id_L                            <start> = padding id 0, as T5
+    labels    <b> id_1 .. id_L </s>                               the behavior token and EOS are trained too
+
+At test the decoder is primed with ``<start> <b>`` of the queried behavior (TIGER: ``<start>``) and
+the item's L ID tokens come from the shared trie-constrained beam search (beam 20, top 10). The
+training loop, schedule, early stopping on validation loss and DDP are GAMER's
+(`gamer.training.train_decoder`); the validation loss is over each validation query's positives
+given the history before the validation session.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from baselines.base import Ranking, Recommender
+from baselines.discriminative import InteractionSamples
+from gamer.augmentation import augment
+from gamer.beam_search import PrefixTrie, constrained_beam_search
+from gamer.tokenizers import build_tokenizer
+from gamer.training import TrainConfig, init_distributed, rank_and_world, train_decoder
+from protocols.interactions import Interactions
+from protocols.queries import Queries, gather_ranges, ragged_rows
+
+PAD = 0  # padding, and the decoder's start token (T5)
+
+
+@dataclass
+class Seq2SeqBatch:
+    """Encoder ``[B, S]`` and decoder ``[B, T]`` tensors; padding has token 0, level and slot -1."""
+
+    enc_tokens: Tensor
+    enc_levels: Tensor
+    enc_slots: Tensor
+    dec_tokens: Tensor
+    dec_levels: Tensor
+    dec_slots: Tensor
+    labels: Tensor
+    label_mask: Tensor
+
+    def to(self, device: torch.device | str) -> Seq2SeqBatch:
+        return Seq2SeqBatch(**{k: v.to(device) for k, v in self.__dict__.items()})
+
+    def __len__(self) -> int:
+        return self.enc_tokens.shape[0]
+
+    def loss_inputs(self) -> tuple[Tensor, ...]:
+        return tuple(self.__dict__.values())
+
+    @property
+    def n_targets(self) -> int:
+        return int(self.label_mask.sum())
+
+
+class Seq2SeqLoss(nn.Module):
+    """Summed cross-entropy of the labels on logits / temperature (the authors' 0.7)."""
+
+    def __init__(self, model: nn.Module, temperature: float = 1.0) -> None:
+        super().__init__()
+        self.model = model
+        self.temperature = temperature
+
+    def forward(self, enc_tokens, enc_levels, enc_slots, dec_tokens, dec_levels, dec_slots, labels, label_mask):
+        memory, memory_mask = self.model.encode(enc_tokens, enc_levels, enc_slots)
+        logits, _ = self.model.decode(memory, memory_mask, dec_tokens, dec_levels, dec_slots)
+        return F.cross_entropy(logits[label_mask] / self.temperature, labels[label_mask], reduction="sum")
+
+
+@dataclass(frozen=True)
+class Seq2SeqLayout:
+    """Token ids: 0 pad/start, ``1 + level`` behavior tokens, ``item_tokens[i]`` item i's L ID tokens
+    (GAMER's `TokenLayout` numbering), and EOS = ``vocab_size - 1``, one past the ID tokens."""
+
+    item_tokens: np.ndarray  # [n_items, L] global token ids
+    vocab_size: int  # including EOS
+    behavior_tokens: bool  # TIGER_MB / MBGen: a behavior token before each item; TIGER: none
+
+    @property
+    def eos(self) -> int:
+        return self.vocab_size - 1
+
+    @property
+    def id_levels(self) -> int:
+        return self.item_tokens.shape[1]
+
+    def _interaction_tokens(self, item: np.ndarray, level: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``[n, w]`` tokens and slots of n interactions (w = L, or L + 1 with a behavior token)."""
+        ids = self.item_tokens[item]
+        slots = np.broadcast_to(np.arange(1, self.id_levels + 1), ids.shape)
+        if not self.behavior_tokens:
+            return ids, slots
+        return np.concatenate([level[:, None] + 1, ids], axis=1), np.concatenate([np.zeros_like(ids[:, :1]), slots], 1)
+
+    def encoder(self, offsets: np.ndarray, item: np.ndarray, level: np.ndarray) -> tuple[Tensor, Tensor, Tensor]:
+        """Right-padded ``[B, S]`` tokens, levels and slots of ragged histories, each ending in EOS."""
+        tokens, slots = self._interaction_tokens(item, level)
+        width = tokens.shape[1]
+        lengths = np.diff(offsets) * width + 1
+        n, s = len(lengths), int(lengths.max(initial=1))
+        out_tokens = np.zeros((n, s), dtype=np.int64)
+        out_levels = np.full((n, s), -1, dtype=np.int64)
+        out_slots = np.full((n, s), -1, dtype=np.int64)
+        rows = ragged_rows(offsets)
+        columns = ((np.arange(len(item)) - offsets[rows])[:, None] * width + np.arange(width)).reshape(-1)
+        flat_rows = np.repeat(rows, width)
+        out_tokens[flat_rows, columns] = tokens.reshape(-1)
+        out_levels[flat_rows, columns] = np.repeat(level, width)
+        out_slots[flat_rows, columns] = slots.reshape(-1)
+        out_tokens[np.arange(n), lengths - 1] = self.eos
+        return torch.from_numpy(out_tokens), torch.from_numpy(out_levels), torch.from_numpy(out_slots)
+
+    def prompt(self, level: np.ndarray) -> tuple[Tensor, Tensor, Tensor]:
+        """``[B, 1 or 2]`` decoder prompt: ``<start>`` and, with behavior tokens, the queried ``<b>``."""
+        n = len(level)
+        start = np.zeros((n, 1), dtype=np.int64), np.full((n, 1), -1), np.full((n, 1), -1)
+        if not self.behavior_tokens:
+            return tuple(torch.from_numpy(np.asarray(a, dtype=np.int64)) for a in start)
+        level = np.asarray(level, dtype=np.int64)[:, None]
+        tokens = np.concatenate([start[0], level + 1], axis=1)
+        levels = np.concatenate([start[1], level], axis=1)
+        slots = np.concatenate([start[2], np.zeros_like(level)], axis=1)
+        return tuple(torch.from_numpy(a.astype(np.int64)) for a in (tokens, levels, slots))
+
+    def batch(
+        self, offsets: np.ndarray, item: np.ndarray, level: np.ndarray, target: np.ndarray, target_level: np.ndarray
+    ) -> Seq2SeqBatch:
+        """Teacher-forced training or validation batch: histories, then each target interaction."""
+        enc = self.encoder(offsets, item, level)
+        tokens, slots = self._interaction_tokens(target, target_level)
+        n = len(target)
+        start = np.zeros((n, 1), dtype=np.int64)
+        dec_tokens = np.concatenate([start, tokens], axis=1)
+        dec_slots = np.concatenate([start - 1, slots], axis=1)
+        dec_levels = np.concatenate([start - 1, np.repeat(target_level[:, None], tokens.shape[1], axis=1)], axis=1)
+        labels = np.concatenate([tokens, np.full((n, 1), self.eos)], axis=1)
+        as_tensor = [torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64)) for a in (dec_tokens, dec_levels)]
+        return Seq2SeqBatch(
+            *enc,
+            *as_tensor,
+            torch.from_numpy(np.ascontiguousarray(dec_slots, dtype=np.int64)),
+            torch.from_numpy(labels.astype(np.int64)),
+            torch.ones(labels.shape, dtype=torch.bool),
+        )
+
+
+class Seq2SeqStepDecoder:
+    """Drives an encoder-decoder through beam search's step protocol: the encoder runs once, the
+    decoder extends its cached self-attention state one ID token at a time."""
+
+    def __init__(self, model: nn.Module, encoder: tuple[Tensor, Tensor, Tensor], prompt: tuple[Tensor, ...], level):
+        self.model, self.encoder_inputs, self.prompt = model, encoder, prompt
+        self.level = level  # [B] queried behavior: the level of every generated ID token
+        self.generated = 0
+        self.memory = self.memory_mask = self.past = None
+
+    def prefill(self) -> Tensor:
+        self.memory, self.memory_mask = self.model.encode(*self.encoder_inputs)
+        logits, self.past = self.model.decode(self.memory, self.memory_mask, *self.prompt)
+        return logits[:, -1]
+
+    def _rows(self, take) -> None:
+        self.memory, self.memory_mask, self.level = take(self.memory), take(self.memory_mask), take(self.level)
+        self.past = [tuple(take(t) for t in layer) for layer in self.past]
+
+    def expand(self, n: int) -> None:
+        self._rows(lambda t: t.repeat_interleave(n, dim=0))
+
+    def reorder(self, index: Tensor) -> None:
+        self._rows(lambda t: t.index_select(0, index))
+
+    def step(self, tokens: Tensor) -> Tensor:
+        self.generated += 1
+        slots = torch.full_like(tokens, self.generated)
+        logits, self.past = self.model.decode(
+            self.memory, self.memory_mask, tokens[:, None], self.level[:, None], slots[:, None], self.past
+        )
+        return logits[:, -1]
+
+
+class Seq2SeqRecommender(Recommender):
+    """An encoder-decoder generative recommender: ``architecture`` names its module as ``"module:Class"``
+    (`baselines.tiger:T5EncoderDecoder`, `baselines.mbgen:PBATransformer`); hyperparameters per profile
+    live in the TOML beside the module."""
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        architecture: str,
+        behavior_tokens: bool = True,
+        ids: str = "sid",
+        tokenizer: dict[str, Any] | None = None,
+        model: dict[str, Any] | None = None,
+        training: dict[str, Any] | None = None,
+        augment_times: int = 0,
+        augment_grid: str = "paper",
+        max_history: int = 50,
+        max_samples: int = 0,
+        num_beams: int = 20,
+        eval_batch: int = 64,
+        device: str = "cpu",
+    ) -> None:
+        super().__init__(
+            seed=seed,
+            architecture=architecture,
+            behavior_tokens=behavior_tokens,
+            ids=ids,
+            tokenizer=tokenizer or {},
+            model=model or {},
+            training=training or {},
+            augment_times=augment_times,
+            augment_grid=augment_grid,
+            max_history=max_history,
+            max_samples=max_samples,
+            num_beams=num_beams,
+            eval_batch=eval_batch,
+            device=device,
+        )
+        self.architecture = architecture
+        self.behavior_tokens = behavior_tokens
+        self.ids = ids
+        self.augment_times = augment_times
+        self.augment_grid = augment_grid
+        self.max_history = max_history
+        self.max_samples = max_samples
+        self.num_beams = num_beams
+        self.eval_batch = eval_batch
+        self.device = device
+
+    def module_class(self) -> type[nn.Module]:
+        module, _, name = self.architecture.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+    def fit(self, train: Interactions, valid: Queries) -> Seq2SeqRecommender:
+        torch.manual_seed(self.seed)
+        n_behaviors = len(train.schema.behaviors)
+        self.tokenizer_ = build_tokenizer(self.ids, train, seed=self.seed, **self.hyperparameters["tokenizer"])
+        self.layout_ = Seq2SeqLayout(
+            self.tokenizer_.token_ids(n_behaviors), self.tokenizer_.vocab_size(n_behaviors) + 1, self.behavior_tokens
+        )
+        self.model_ = self.module_class()(
+            vocab_size=self.layout_.vocab_size,
+            n_behaviors=n_behaviors,
+            id_levels=self.layout_.id_levels,
+            **self.hyperparameters["model"],
+        )
+        augmented, _, self.augmentation_ = augment(train, self.augment_times, grid=self.augment_grid, seed=self.seed)
+        samples = InteractionSamples.from_train(augmented, self.max_history)
+        if len(samples) == 0:
+            raise ValueError("no training sample: every user has a single training session")
+        if self.max_samples and len(samples) > self.max_samples:  # smoke: a fixed subset, drawn once from the seed
+            keep = np.sort(np.random.default_rng([self.seed, 7]).choice(len(samples), self.max_samples, replace=False))
+            samples = InteractionSamples(samples.target[keep], samples.history_start[keep], samples.history_end[keep])
+        self.n_samples_ = len(samples)
+        config = TrainConfig(seed=self.seed, device=self.device, **self.hyperparameters["training"])
+        init_distributed()
+        rank, world = rank_and_world()
+
+        def make_batch(index: np.ndarray) -> Seq2SeqBatch:
+            rows, offsets = gather_ranges(samples.history_start[index], samples.history_end[index])
+            target = samples.target[index]
+            return self.layout_.batch(
+                offsets,
+                augmented.item[rows],
+                augmented.behavior[rows].astype(np.int64),
+                augmented.item[target],
+                augmented.behavior[target].astype(np.int64),
+            )
+
+        valid_batches = self._validation_batches(valid, config.micro_batch, rank, world)
+        self.training_ = train_decoder(
+            self.model_,
+            make_batch,
+            len(samples),
+            valid_batches,
+            config,
+            criterion=Seq2SeqLoss(self.model_, config.temperature),
+        )
+        self.trie_ = PrefixTrie.from_item_tokens(self.layout_.item_tokens, self.layout_.vocab_size)
+        return self
+
+    def _validation_batches(self, valid: Queries, size: int, rank: int, world: int) -> list[Seq2SeqBatch]:
+        """One sample per (validation query, positive): the history before the validation session,
+        then that item with the query's behavior (GAMER's validation loss, at interaction level)."""
+        cut = valid.last(self.max_history)
+        query_of = ragged_rows(cut.pos_offsets)
+        chunks = np.array_split(np.arange(len(query_of)), max(world, len(query_of) // max(size, 1)))
+        batches = []
+        for chunk in chunks[rank::world]:
+            q = query_of[chunk]
+            rows, offsets = gather_ranges(cut.offsets[q], cut.offsets[q + 1])
+            level = cut.behavior[q].astype(np.int64)
+            batch = self.layout_.batch(
+                offsets, cut.item[rows], cut.hist_behavior[rows].astype(np.int64), cut.positives[chunk], level
+            )
+            batches.append(batch)
+        return batches
+
+    @torch.no_grad()
+    def recommend(self, queries: Queries, k: int) -> Ranking:
+        self.model_.eval()
+        cut = queries.last(self.max_history)
+        results = []
+        for start in range(0, len(queries), self.eval_batch):
+            index = np.arange(start, min(start + self.eval_batch, len(queries)))
+            rows, offsets = gather_ranges(cut.offsets[index], cut.offsets[index + 1])
+            encoder = self.layout_.encoder(offsets, cut.item[rows], cut.hist_behavior[rows].astype(np.int64))
+            level = cut.behavior[index].astype(np.int64)
+            decoder = Seq2SeqStepDecoder(
+                self.model_,
+                tuple(t.to(self.device) for t in encoder),
+                tuple(t.to(self.device) for t in self.layout_.prompt(level)),
+                torch.from_numpy(level).to(self.device),
+            )
+            items, _ = constrained_beam_search(decoder, self.trie_, num_beams=self.num_beams, top_k=k)
+            results.append(items.cpu().numpy())
+        ranked = np.concatenate(results) if results else np.zeros((0, k), dtype=np.int64)
+        return [row[row >= 0] for row in ranked]
+
+    def save_artifacts(self, folder: Path) -> None:
+        """The item tokenizer beside the result (JSON + npy, no pickle)."""
+        self.tokenizer_.save(Path(folder) / "tokenizer")
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "tokenizer": {"name": self.tokenizer_.name, "codebook_sizes": list(self.tokenizer_.codebook_sizes)}
+            | {k: v for k, v in self.tokenizer_.meta.items() if isinstance(v, int | float | str)},
+            "parameters": sum(p.numel() for p in self.model_.parameters()),
+            "augmentation": str(self.augmentation_),
+            "training_samples": self.n_samples_,
+            "training": asdict(self.training_) | {"history": self.training_.history[-3:]},
+        }
