@@ -81,7 +81,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from baselines.tiger import Attention, RelativePositionBias, RMSNorm, mask_bias
+from baselines.tiger import (
+    Attention,
+    RelativePositionBias,
+    RMSNorm,
+    decoder_attention_biases,
+    encoder_attention_bias,
+)
 
 
 def route(levels: Tensor, slots: Tensor) -> tuple[Tensor, Tensor]:
@@ -288,9 +294,7 @@ class PBATransformer(nn.Module):
     def encode(self, tokens: Tensor, levels: Tensor, slots: Tensor) -> tuple[Tensor, Tensor]:
         """tokens, levels, slots [B, S] (right-padded) -> memory [B, S, D], memory_mask [B, S] (True = real token)."""
         mask = tokens != 0
-        positions = torch.arange(tokens.size(1), device=tokens.device)
-        # position bias [1, H, S, S] + key-padding mask [B, 1, 1, S], built once and shared by every layer
-        bias = self.encoder_bias(positions, positions) + mask_bias(mask)[:, None, None, :]
+        bias = encoder_attention_bias(self.encoder_bias, mask)
         expert, behavior = route(levels, slots)
         x = self.dropout(self.embed(tokens))
         for layer in self.encoder_layers:
@@ -309,11 +313,7 @@ class PBATransformer(nn.Module):
         """memory [B, S, D], memory_mask [B, S], tokens / levels / slots [B, T] following the P cached ones
         -> logits [B, T, vocab_size], past (per layer: self k/v [B, H, P + T, d_kv], cross k/v [B, H, S, d_kv])."""
         n_past = 0 if past is None else past[0][0].size(2)
-        key_positions = torch.arange(n_past + tokens.size(1), device=tokens.device)
-        query_positions = key_positions[n_past:]  # absolute positions of the new tokens
-        causal = key_positions[None, :] <= query_positions[:, None]  # [T, P + T]
-        self_bias = self.decoder_bias(query_positions, key_positions) + mask_bias(causal)
-        cross_bias = mask_bias(memory_mask)[:, None, None, :]
+        self_bias, cross_bias = decoder_attention_biases(self.decoder_bias, memory_mask, n_past, tokens.size(1))
         expert, behavior = route(levels, slots)
         x = self.dropout(self.embed(tokens))
         new_past = []

@@ -89,6 +89,25 @@ def causal_relative_position_bucket(
     return relative_position_bucket(relative_position.clamp(max=0), 2 * num_buckets, max_distance)
 
 
+def encoder_attention_bias(relative: RelativePositionBias, mask: Tensor) -> Tensor:
+    """Position bias [1, H, S, S] + key-padding mask [B, 1, 1, S] from ``mask`` [B, S] (True = real):
+    built once per encoder pass and shared by every layer."""
+    positions = torch.arange(mask.size(1), device=mask.device)
+    return relative(positions, positions) + mask_bias(mask)[:, None, None, :]
+
+
+def decoder_attention_biases(
+    relative: RelativePositionBias, memory_mask: Tensor, n_past: int, n_new: int
+) -> tuple[Tensor, Tensor]:
+    """Self-attention bias [1, H, T, P + T] (position bias + causal mask) for ``n_new`` tokens following
+    ``n_past`` cached ones, at their absolute positions; cross-attention bias [B, 1, 1, S] (padding only)."""
+    key_positions = torch.arange(n_past + n_new, device=memory_mask.device)
+    query_positions = key_positions[n_past:]
+    causal = key_positions[None, :] <= query_positions[:, None]  # [T, P + T]
+    self_bias = relative(query_positions, key_positions) + mask_bias(causal)
+    return self_bias, mask_bias(memory_mask)[:, None, None, :]
+
+
 @dataclass
 class T5Config:
     vocab_size: int
@@ -283,9 +302,7 @@ class T5EncoderDecoder(nn.Module):
     def encode(self, tokens: Tensor, levels: Tensor, slots: Tensor) -> tuple[Tensor, Tensor]:
         """tokens [B, S] (right-padded with 0) -> memory [B, S, D], memory_mask [B, S] (True = real token)."""
         mask = tokens != 0
-        positions = torch.arange(tokens.size(1), device=tokens.device)
-        # position bias [1, H, S, S] + key-padding mask [B, 1, 1, S], built once and shared by every layer
-        bias = self.encoder_bias(positions, positions) + mask_bias(mask)[:, None, None, :]
+        bias = encoder_attention_bias(self.encoder_bias, mask)
         x = self.dropout(self.embed(tokens))
         for layer in self.encoder_layers:
             x = layer(x, bias)
@@ -303,11 +320,7 @@ class T5EncoderDecoder(nn.Module):
         """memory [B, S, D], memory_mask [B, S], tokens [B, T] following the P cached ones
         -> logits [B, T, vocab_size], past (per layer: self k/v [B, H, P + T, d_kv], cross k/v [B, H, S, d_kv])."""
         n_past = 0 if past is None else past[0][0].size(2)
-        key_positions = torch.arange(n_past + tokens.size(1), device=tokens.device)
-        query_positions = key_positions[n_past:]  # absolute positions of the new rows
-        causal = key_positions[None, :] <= query_positions[:, None]  # [T, P + T]
-        self_bias = self.decoder_bias(query_positions, key_positions) + mask_bias(causal)
-        cross_bias = mask_bias(memory_mask)[:, None, None, :]
+        self_bias, cross_bias = decoder_attention_biases(self.decoder_bias, memory_mask, n_past, tokens.size(1))
         x = self.dropout(self.embed(tokens))
         new_past = []
         for i, layer in enumerate(self.decoder_layers):

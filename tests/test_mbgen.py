@@ -287,7 +287,7 @@ def test_toml_profiles() -> None:
     profiles = tomllib.loads(path.read_text())
     assert set(profiles) == {"smoke", "cpu", "paper"}
     for name, table in profiles.items():
-        assert set(table) == {"model"}, name
+        assert {"model", "training", "tokenizer"} <= set(table), name
         PBATransformer(vocab_size=VOCAB, n_behaviors=N_B, id_levels=ID_LEVELS, **table["model"])
     smoke = profiles["smoke"]["model"]
     assert 32 <= smoke["d_model"] <= 64 and smoke["n_encoder_layers"] == smoke["n_decoder_layers"] == 1

@@ -265,7 +265,7 @@ def test_decoder_bias_uses_absolute_positions_with_past() -> None:
 @pytest.mark.parametrize("profile", ["smoke", "cpu", "paper"])
 def test_toml_profiles_build(profile: str) -> None:
     config = tomllib.loads((Path(__file__).parents[1] / "baselines" / "tiger.toml").read_text())
-    assert set(config[profile]) == {"model"}
+    assert {"model", "training", "tokenizer"} <= set(config[profile])
     torch.manual_seed(0)
     model = T5EncoderDecoder(vocab_size=VOCAB, n_behaviors=N_BEHAVIORS, id_levels=ID_LEVELS, **config[profile]["model"])
     if profile == "paper":
