@@ -87,7 +87,9 @@ def top_k(scores: Tensor, k: int) -> list[np.ndarray]:
     >>> [r.tolist() for r in top_k(torch.tensor([[0.5, 2.0, 0.5, 0.5, -math.inf]]), 3)]
     [[1, 0, 2]]
     """
-    scores = torch.nan_to_num(scores.float(), nan=-math.inf, posinf=math.inf, neginf=-math.inf)
+    scores = scores.float()
+    if scores.isnan().any():  # checked first: a copy of the whole batch costs more than topk itself
+        scores = scores.nan_to_num(nan=-math.inf, posinf=math.inf, neginf=-math.inf)
     n_rows, n_cols = scores.shape
     k = min(k, n_cols)
     if k == 0 or n_rows == 0:
