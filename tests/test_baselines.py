@@ -2,29 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
+from helpers import queries
 
 from baselines import MODELS, get
 from baselines.rule_based import RuleBased
-from protocols.queries import Queries
-
-
-def queries(histories: list[list[int]]) -> Queries:
-    flat = np.array([i for h in histories for i in h], dtype=np.int64)
-    n = len(histories)
-    zeros = np.zeros(len(flat), dtype=np.int64)
-    return Queries(
-        user=np.arange(n),
-        behavior=np.zeros(n, dtype=np.int8),
-        offsets=np.concatenate([[0], np.cumsum([len(h) for h in histories])]).astype(np.int64),
-        item=flat,
-        hist_behavior=zeros.astype(np.int8),
-        timestamp=zeros,
-        session=zeros,
-        pos_offsets=np.arange(n + 1),
-        positives=np.zeros(n, dtype=np.int64),
-    )
 
 
 def test_rule_based_returns_most_recent_distinct_items_newest_first():

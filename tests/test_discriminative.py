@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from helpers import queries
 from torch import nn
 
 from baselines import registry
@@ -111,26 +112,9 @@ def test_cloze_masks_draw_from_candidates_and_fall_back_to_the_slot():
 # ---- validation candidates --------------------------------------------------------------------------
 
 
-def _queries(histories, positives, behavior, users) -> Queries:
-    flat = np.array([i for h in histories for i in h], dtype=np.int64)
-    pos = np.array([i for p in positives for i in p], dtype=np.int64)
-    zeros = np.zeros(len(flat), dtype=np.int64)
-    return Queries(
-        user=np.array(users),
-        behavior=np.array(behavior, dtype=np.int8),
-        offsets=np.concatenate([[0], np.cumsum([len(h) for h in histories])]).astype(np.int64),
-        item=flat,
-        hist_behavior=zeros.astype(np.int8),
-        timestamp=zeros,
-        session=zeros,
-        pos_offsets=np.concatenate([[0], np.cumsum([len(p) for p in positives])]).astype(np.int64),
-        positives=pos,
-    )
-
-
 def test_candidates_are_positives_then_unseen_negatives_drawn_once():
     # user 0 (target level 1): history {0, 1}; validation session clicks 2 and buys 3.
-    valid = _queries([[0, 1], [0, 1], [4]], [[2], [3], [5]], behavior=[0, 1, 1], users=[0, 0, 1])
+    valid = queries([[0, 1], [0, 1], [4]], [[2], [3], [5]], behavior=[0, 1, 1], users=[0, 0, 1])
     a = SampledCandidates.draw(valid, target_level=1, n_candidates=5, n_items=9, seed=7)
     b = SampledCandidates.draw(valid, target_level=1, n_candidates=5, n_items=9, seed=7)
     assert np.array_equal(a.items, b.items)

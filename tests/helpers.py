@@ -1,0 +1,32 @@
+"""Small hand-made inputs shared by several test modules."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from protocols.queries import Queries
+
+
+def queries(
+    histories: list[list[int]],
+    positives: list[list[int]] | None = None,
+    behavior: list[int] | None = None,
+    users: list[int] | None = None,
+) -> Queries:
+    """Queries with the given item histories (behavior 0, time and session 0); by default query q is user q,
+    asks for behavior 0 and has the single positive item 0."""
+    n = len(histories)
+    positives = [[0]] * n if positives is None else positives
+    flat = np.array([i for h in histories for i in h], dtype=np.int64)
+    zeros = np.zeros(len(flat), dtype=np.int64)
+    return Queries(
+        user=np.arange(n) if users is None else np.array(users),
+        behavior=np.zeros(n, dtype=np.int8) if behavior is None else np.array(behavior, dtype=np.int8),
+        offsets=np.concatenate([[0], np.cumsum([len(h) for h in histories])]).astype(np.int64),
+        item=flat,
+        hist_behavior=zeros.astype(np.int8),
+        timestamp=zeros,
+        session=zeros,
+        pos_offsets=np.concatenate([[0], np.cumsum([len(p) for p in positives])]).astype(np.int64),
+        positives=np.array([i for p in positives for i in p], dtype=np.int64),
+    )
