@@ -9,6 +9,9 @@ per (dataset, task, variant, seed), and then answers queries:
   of the target-behavior task for discriminative ones). Returns ``self``.
 - ``recommend(queries, k)``: for each query, at most k distinct item indices, best first. A model
   that has fewer than k candidates for a query returns a shorter row.
+
+The ranking models of Appendix D (`RankingModel`) are fit the same way but answer ``score``: the
+probability that each exposed candidate of a query converts (``protocols.ranking``).
 """
 
 from __future__ import annotations
@@ -21,12 +24,13 @@ import numpy as np
 
 from protocols.interactions import Interactions
 from protocols.queries import Queries
+from protocols.ranking import RankingQueries
 
 Ranking = Sequence[np.ndarray]
 
 
-class Recommender(ABC):
-    """Base class of every model row: hyperparameters in, fitted state ends in ``_``."""
+class Estimator(ABC):
+    """Hyperparameters and a seed in (the constructor only stores them); fitted state ends in ``_``."""
 
     def __init__(self, *, seed: int = 0, **hyperparameters: Any) -> None:
         self.seed = seed
@@ -35,6 +39,10 @@ class Recommender(ABC):
     def get_params(self) -> dict[str, Any]:
         return {"seed": self.seed, **self.hyperparameters}
 
+
+class Recommender(Estimator):
+    """Base class of every row of the retrieval tables (2-8)."""
+
     @abstractmethod
     def fit(self, train: Interactions, valid: Queries) -> Recommender:
         """Train on ``train``; choose the checkpoint on ``valid``; return self."""
@@ -42,3 +50,16 @@ class Recommender(ABC):
     @abstractmethod
     def recommend(self, queries: Queries, k: int) -> Ranking:
         """At most ``k`` distinct item indices per query, best first."""
+
+
+class RankingModel(Estimator):
+    """Base class of the rows of Table 10: conversion probabilities of exposed candidates (Appendix D)."""
+
+    @abstractmethod
+    def fit(self, train: Interactions, valid: RankingQueries) -> RankingModel:
+        """Train on the sessions of ``train`` (`protocols.ranking.training_queries`); keep the checkpoint
+        with the best AUROC on ``valid``; return self."""
+
+    @abstractmethod
+    def score(self, queries: RankingQueries) -> np.ndarray:
+        """``[queries.n_candidates]`` probabilities in [0, 1], aligned with ``queries.candidates``."""

@@ -149,6 +149,7 @@ def train_decoder(
     config: TrainConfig,
     *,
     criterion: torch.nn.Module | None = None,
+    validate: Callable[[], float] | None = None,
     log: Callable[[dict[str, float]], None] | None = None,
 ) -> TrainResult:
     """Train ``model`` in place and leave it holding the weights with the lowest validation loss.
@@ -157,6 +158,9 @@ def train_decoder(
     from ``config.seed``. ``valid_batches`` are this rank's share of the validation samples.
     ``criterion(*batch.loss_inputs())`` is a batch's summed loss over its ``batch.n_targets`` target
     tokens: `NextTokenLoss` (decoder-only) by default; encoder-decoders bring their own.
+    ``validate()``, when given, replaces the loss on ``valid_batches`` as the selection criterion: it
+    is called after each epoch with the model in eval mode and returns a value where lower is better
+    (the ranking models of Appendix D return 1 - validation AUROC).
     """
     init_distributed()
     rank, world = _distributed()
@@ -202,7 +206,12 @@ def train_decoder(
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
             scheduler.step()
-        valid_loss = evaluate_loss(model, valid_batches, config.temperature, device, criterion)
+        if validate is None:
+            valid_loss = evaluate_loss(model, valid_batches, config.temperature, device, criterion)
+        else:
+            model.eval()
+            with torch.no_grad():
+                valid_loss = float(validate())
         record = {
             "epoch": epoch,
             "train_loss": train_loss / max(train_tokens, 1),
