@@ -29,7 +29,7 @@ from protocols.ranking import RankingQueries
 Ranking = Sequence[np.ndarray]
 
 
-class Estimator(ABC):
+class Estimator:
     """Hyperparameters and a seed in (the constructor only stores them); fitted state ends in ``_``."""
 
     def __init__(self, *, seed: int = 0, **hyperparameters: Any) -> None:
@@ -40,7 +40,7 @@ class Estimator(ABC):
         return {"seed": self.seed, **self.hyperparameters}
 
 
-class Recommender(Estimator):
+class Recommender(Estimator, ABC):
     """Base class of every row of the retrieval tables (2-8)."""
 
     @abstractmethod
@@ -52,7 +52,7 @@ class Recommender(Estimator):
         """At most ``k`` distinct item indices per query, best first."""
 
 
-class RankingModel(Estimator):
+class RankingModel(Estimator, ABC):
     """Base class of the rows of Table 10: conversion probabilities of exposed candidates (Appendix D)."""
 
     @abstractmethod

@@ -19,9 +19,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from baselines.base import Recommender
+from baselines.base import Estimator
 from baselines.rule_based import RuleBased
-from gamer.profiles import decoder_profiles
+from gamer.profiles import decoder_profiles, ranking_profiles
 
 PROFILES = ("smoke", "cpu", "paper")
 
@@ -30,7 +30,7 @@ PROFILES = ("smoke", "cpu", "paper")
 class ModelEntry:
     name: str
     label: str
-    factory: Callable[..., Recommender] | str  # a class, or "module:Class" imported on first use
+    factory: Callable[..., Estimator] | str  # a class, or "module:Class" imported on first use
     profiles: dict[str, dict[str, Any]] = field(default_factory=lambda: {p: {} for p in PROFILES})
 
     def hyperparameters(self, profile: str) -> dict[str, Any]:
@@ -38,14 +38,14 @@ class ModelEntry:
             raise ValueError(f"model {self.name!r} has no profile {profile!r}; profiles: {sorted(self.profiles)}")
         return dict(self.profiles[profile])
 
-    def factory_class(self) -> Callable[..., Recommender]:
+    def factory_class(self) -> Callable[..., Estimator]:
         if isinstance(self.factory, str):
             # Import heavy model code (torch) only when a row is actually run.
             module, _, name = self.factory.partition(":")
             return getattr(importlib.import_module(module), name)
         return self.factory
 
-    def build(self, profile: str, seed: int) -> Recommender:
+    def build(self, profile: str, seed: int) -> Estimator:
         return self.factory_class()(seed=seed, **self.hyperparameters(profile))
 
 
@@ -119,6 +119,14 @@ def _seq2seq_rows() -> list[ModelEntry]:
     ]
 
 
+def _conversion_rows() -> list[ModelEntry]:
+    """Table 10 (Appendix D): models that score exposed candidates instead of ranking the catalogue."""
+    return [
+        ModelEntry("dlrm", "DLRM", "baselines.dlrm:DLRM", file_profiles("dlrm")),
+        ModelEntry("gamer_rank", "GAMER", "gamer.ranking:GamerRank", ranking_profiles()),
+    ]
+
+
 MODELS: dict[str, ModelEntry] = {
     entry.name: entry
     for entry in (
@@ -127,6 +135,7 @@ MODELS: dict[str, ModelEntry] = {
         *_graph_rows(),
         *_seq2seq_rows(),
         *_decoder_rows(),
+        *_conversion_rows(),
     )
 }
 

@@ -13,14 +13,16 @@ def _comma_list(text: str | None) -> list[str] | None:
     return [part.strip() for part in text.split(",") if part.strip()] if text else None
 
 
-def _seeds(args: argparse.Namespace) -> list[int]:
+def _seeds(args: argparse.Namespace, default: tuple[int, ...]) -> list[int]:
+    """``--seeds`` (a count from ``--seed``, or a list), else ``--seed``, else the table's own seeds."""
+    first = 0 if args.seed is None else args.seed
     if args.seeds:
         return (
             [int(s) for s in args.seeds.split(",")]
             if "," in args.seeds
-            else list(range(args.seed, args.seed + int(args.seeds)))
+            else list(range(first, first + int(args.seeds)))
         )
-    return [args.seed]
+    return list(default) if args.seed is None else [args.seed]
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
@@ -54,7 +56,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         datasets=_comma_list(args.dataset),
         models=_comma_list(args.models),
         profile=args.profile,
-        seeds=_seeds(args),
+        seeds=_seeds(args, spec.seeds),
         jobs=args.jobs,
         force=args.force,
         progress=not args.quiet,
@@ -135,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dataset", help="built-in name(s), comma separated, or a PATH.toml (default: the table's)")
     run.add_argument("--models", help="registry names of rows, comma separated (default: every row)")
     run.add_argument("--profile", choices=PROFILES, default="smoke")
-    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--seed", type=int, help="one seed (default: the table's seeds: 0, or 0-4 for Table 10)")
     run.add_argument("--seeds", help="a count (N seeds from --seed) or a comma-separated list")
     run.add_argument("--jobs", type=int, default=1, help="cells run in parallel processes (joblib)")
     run.add_argument("--force", action="store_true", help="recompute cells that are already stored")

@@ -20,6 +20,7 @@ from tabulate import tabulate
 
 from benchmark.store import stored_cells
 from benchmark.tables import SPECS, TableSpec
+from protocols.ranking import PROTOCOL as CONVERSION_PROTOCOL
 
 NOT_RUN = "not run"
 FORMATS = ("markdown", "latex", "csv", "json")
@@ -86,9 +87,13 @@ def _ranking_documents(spec: TableSpec, cells: list[dict]) -> list[Document]:
                     seeds.update(entry["seeds"])
                     rows.append(entry)
         tasks = sorted({e.task.value for e in spec.evaluations})
+        if spec.kind == "conversion":
+            protocol = f"Task: conversion prediction (Appendix D); protocol: {CONVERSION_PROTOCOL}"
+        else:
+            protocol = f"Task: {', '.join(tasks)} item prediction; protocol: session-wise leave-one-out, full ranking"
         header = [
             f"Datasets: {', '.join(datasets)} (paper: {spec.paper_dataset})",
-            f"Task: {', '.join(tasks)} item prediction; protocol: session-wise leave-one-out, full ranking",
+            protocol,
             f"Profile: {profile}; seeds: {', '.join(map(str, sorted(seeds))) or '-'}",
         ]
         documents.append(Document(spec, profile, rows, header))
@@ -158,7 +163,7 @@ def training_time_ratio(rows: list[dict[str, Any]]) -> str:
 
 def documents_for(spec: TableSpec, root: Path) -> list[Document]:
     cells = stored_cells(root, spec.id)
-    if spec.kind == "ranking":
+    if spec.has_metric_rows:
         return _ranking_documents(spec, cells)
     if spec.kind == "training-cost":
         return _training_cost_documents(spec, cells)
@@ -196,7 +201,7 @@ def _cell_text(row: dict, column: str) -> str:
 def _grid(doc: Document) -> tuple[list[str], list[list[str]]]:
     """Headers and body lines, ours and the paper's beside each other."""
     spec = doc.spec
-    if spec.kind == "ranking":
+    if spec.has_metric_rows:
         several = len(spec.evaluations) > 1
         headers = (["Evaluation"] if several else []) + ["Model", "Source"] + list(spec.columns)
         body = []

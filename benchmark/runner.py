@@ -25,6 +25,8 @@ from protocols import metrics
 from protocols.catalog import resolve
 from protocols.interactions import Interactions
 from protocols.queries import Queries
+from protocols.ranking import PROTOCOL as CONVERSION_PROTOCOL
+from protocols.ranking import check_ranking_log, ranking_queries
 from protocols.splits import SessionSplit, classic_leave_one_out, processed_leave_one_out
 from protocols.tasks import drop_lower_behaviors, drop_session_items
 
@@ -81,14 +83,16 @@ def cell_config(spec: TableSpec, cell: Cell) -> dict[str, Any]:
     config: dict[str, Any] = {"table": spec.id, "kind": spec.kind, "dataset": _source_signature(cell.dataset)}
     if spec.has_models:
         config |= {
-            "evaluations": [e.key for e in spec.evaluations] if spec.kind == "ranking" else [],
+            "evaluations": [e.key for e in spec.evaluations] if spec.has_metric_rows else [],
             "model": cell.model,
             "variant": cell.variant,
             "profile": cell.profile,
             "hyperparameters": hyperparameters(spec, cell),
-            "ks": list(RANKING_KS),
-            "protocol": "session-wise leave-one-out, full ranking",
         }
+        if spec.kind == "conversion":
+            config["protocol"] = CONVERSION_PROTOCOL
+        else:
+            config |= {"ks": list(RANKING_KS), "protocol": "session-wise leave-one-out, full ranking"}
     return config
 
 
@@ -202,6 +206,53 @@ def _ranking(spec: TableSpec, cell: Cell, timings: dict[str, float], artifacts: 
     }
 
 
+def _conversion(spec: TableSpec, cell: Cell, timings: dict[str, float], artifacts: Path) -> dict[str, Any]:
+    """Table 10: fit a ranking model, select on validation AUROC, score the test candidates."""
+    start = time.perf_counter()
+    split = SessionSplit.from_interactions(load_dataset(cell.dataset))
+    check_ranking_log(split.interactions)
+    valid, test = ranking_queries(split, "valid"), ranking_queries(split, "test")
+    timings["split_s"] = time.perf_counter() - start
+    name = split.interactions.schema.name
+    model = registry.get(cell.model).factory_class()(seed=cell.seed, **hyperparameters(spec, cell))
+    start = time.perf_counter()
+    model.fit(split.train, valid)
+    timings["fit_s"] = time.perf_counter() - start
+    if getattr(model, "save_artifacts", None) is not None and _rank() == 0:
+        model.save_artifacts(artifacts)
+    start = time.perf_counter()
+    scores = model.score(test)
+    timings["score_s"] = time.perf_counter() - start
+    if scores.shape != test.labels.shape or not np.isfinite(scores).all():
+        raise ValueError(f"{cell.describe()}: score() must give one finite probability per test candidate")
+    summary = test.summary()
+    result = {
+        "metrics": {"AUROC": metrics.auroc(scores, test.labels)},
+        "queries": len(test),
+        "candidates": summary["candidates"],
+        "conversions": summary["conversions"],
+        "candidates_per_s": summary["candidates"] / max(timings["score_s"], 1e-9),
+    }
+    notes = [
+        f"{name}: {split.filter_report}",
+        f"{name}: {len(test)} test queries, {summary['candidates']} candidates, {summary['conversions']} converted"
+        + (
+            f"; {test.unexposed_conversions} conversions on unexposed items have no candidate"
+            if test.unexposed_conversions
+            else ""
+        ),
+    ]
+    return {
+        "dataset_name": name,
+        "metrics": result["metrics"],
+        "queries": len(test),
+        "evaluations": {spec.evaluations[0].key: result},
+        "model": model.describe(),
+        "filter": str(split.filter_report),
+        "notes": notes,
+    }
+
+
 def _training_cost(spec: TableSpec, cell: Cell, timings: dict[str, float]) -> dict[str, Any]:
     """Table 6: fit one row and report its size and what its training cost (no test needed)."""
     split = SessionSplit.from_interactions(load_dataset(cell.dataset))
@@ -233,6 +284,8 @@ def run_cell(spec: TableSpec, cell: Cell, root: Path) -> list[str]:
         result = _leakage(cell)
     elif spec.kind == "training-cost":
         result = _training_cost(spec, cell, timings)
+    elif spec.kind == "conversion":
+        result = _conversion(spec, cell, timings, cell.path(root).with_suffix(""))
     else:
         result = _ranking(spec, cell, timings, cell.path(root).with_suffix(""))
     timings["total_s"] = time.perf_counter() - start

@@ -210,6 +210,11 @@ def self_attention_mask(keys: TokenMeta, n_queries: int, session_wise: bool) -> 
     return allowed
 
 
+def lower_level_keys(keys: TokenMeta, n_queries: int) -> Tensor:
+    """``[B, T, S]``: key j's behavior level is strictly below query i's (the cross-level condition, Eq. 3)."""
+    return keys.levels[:, None, :] < keys.last(n_queries).levels[:, :, None]
+
+
 def cross_level_mask(keys: TokenMeta, n_queries: int, session_wise: bool) -> Tensor:
     """``[B, T, S]`` boolean: query i may attend key j in the cross-level behavior interaction layer.
 
@@ -217,11 +222,9 @@ def cross_level_mask(keys: TokenMeta, n_queries: int, session_wise: bool) -> Ten
     share a level) never see each other, and a lowest-level token sees nothing. Session-wise (reference
     §5.12): j must also be in a strictly earlier session. Pad keys never take part.
     """
-    queries = keys.last(n_queries)
-    lower_level = keys.levels[:, None, :] < queries.levels[:, :, None]
-    allowed = _real_key_at_or_before(keys, n_queries) & lower_level
+    allowed = _real_key_at_or_before(keys, n_queries) & lower_level_keys(keys, n_queries)
     if session_wise:
-        allowed = allowed & (keys.sessions[:, None, :] < queries.sessions[:, :, None])
+        allowed = allowed & (keys.sessions[:, None, :] < keys.last(n_queries).sessions[:, :, None])
     return allowed
 
 
@@ -582,11 +585,23 @@ class GenerativeDecoder(nn.Module):
         return self.logits(h[:, -1:] if last_only else h), new_cache
 
     def hidden_states(
-        self, tokens: Tensor, levels: Tensor, slots: Tensor, positions: Tensor, sessions: Tensor | None = None
+        self,
+        tokens: Tensor,
+        levels: Tensor,
+        slots: Tensor,
+        positions: Tensor,
+        sessions: Tensor | None = None,
+        allowed: Tensor | None = None,
     ) -> Tensor:
         """Final-normed hidden states ``[B, T, D]`` of a full sequence (no cache), so that a trainer can
-        apply `logits` at its target positions only and never build the ``[B, T, V]`` tensor."""
-        return self._decode(tokens, levels, slots, positions, sessions, None, keep_cache=False)[0]
+        apply `logits` at its target positions only and never build the ``[B, T, V]`` tensor.
+
+        ``allowed [B, T, T]`` (bool), when given, replaces the built-in attention masks: token i may
+        attend token j where it is true (pad keys never), and the cross-level layer keeps the keys of
+        strictly lower behavior levels among those. The ranking variant of Appendix D
+        (`gamer.ranking`) scores many candidates against one history in a single pass this way.
+        """
+        return self._decode(tokens, levels, slots, positions, sessions, None, keep_cache=False, allowed=allowed)[0]
 
     def logits(self, hidden: Tensor) -> Tensor:
         """The (tied) LM head: ``[..., D] -> [..., V]``."""
@@ -601,6 +616,7 @@ class GenerativeDecoder(nn.Module):
         sessions: Tensor | None,
         cache: KVCache | None,
         keep_cache: bool,
+        allowed: Tensor | None = None,
     ) -> tuple[Tensor, KVCache | None]:
         c = self.config
         self._check_inputs(tokens, levels, slots, positions, sessions, cache)
@@ -612,11 +628,21 @@ class GenerativeDecoder(nn.Module):
         t = tokens.size(1)
         h = self.embed_tokens(tokens)
         cos, sin = rotary_cos_sin(positions, c.head_dim, c.rope_theta, h.dtype)
+        if allowed is None:
+            self_allowed = self_attention_mask(keys, t, c.session_wise)
+            cross_allowed = cross_level_mask(keys, t, c.session_wise) if c.cross_layers else None
+        else:
+            if allowed.shape != (tokens.size(0), t, keys.levels.size(1)):
+                raise ValueError(
+                    f"allowed has shape {tuple(allowed.shape)}; it must be [B, T, T] for tokens {tuple(tokens.shape)}"
+                )
+            self_allowed = allowed & ~keys.is_pad[:, None, :]
+            cross_allowed = self_allowed & lower_level_keys(keys, t) if c.cross_layers else None
         context = SequenceContext(
             cos=cos,
             sin=sin,
-            self_allowed=self_attention_mask(keys, t, c.session_wise),
-            cross_allowed=cross_level_mask(keys, t, c.session_wise) if c.cross_layers else None,
+            self_allowed=self_allowed,
+            cross_allowed=cross_allowed,
             levels=levels,
             slots=slots,
             routing=ExpertRouting.by_slot(slots, c.id_levels + 1) if c.expert_layers else None,

@@ -89,3 +89,30 @@ def decoder_profiles(
             "max_history": _HISTORY[profile],
         }
     return profiles
+
+
+# The ranking variant (Appendix D, `gamer.ranking`): the paper gives no hyperparameters for it, so the
+# backbone keeps GAMER's sizes per profile; a row is a user (history + candidate blocks), so batches
+# count users, and the checkpoint is chosen on validation AUROC.
+_RANKING_TRAINING = {
+    "smoke": {"epochs": 8, "batch_size": 64, "micro_batch": 64, "lr": 2e-3, "patience": 3, "temperature": 0.7},
+    "cpu": {"epochs": 40, "batch_size": 256, "micro_batch": 64, "lr": 1e-3, "patience": 5, "temperature": 0.7},
+    "paper": {"epochs": 100, "batch_size": 1024, "micro_batch": 64, "lr": 5e-4, "patience": 10, "temperature": 0.7},
+}
+_RANKING_HISTORY = {"smoke": 30, "cpu": 50, "paper": 100}
+
+
+def ranking_profiles() -> dict[str, dict[str, Any]]:
+    """Hyperparameters of ``gamer_rank`` for every profile."""
+    return {
+        profile: {
+            "architecture": "gamer",
+            "ids": "sid",
+            "tokenizer": dict(_TOKENIZER[profile]),
+            "model": dict(MODEL_SIZES[profile]),
+            "training": dict(_RANKING_TRAINING[profile]),
+            "max_history": _RANKING_HISTORY[profile],
+            "behavior_weight": 1.0,
+        }
+        for profile in ("smoke", "cpu", "paper")
+    }

@@ -29,6 +29,10 @@ from protocols.queries import Queries, gather_ranges, ragged_rows
 from protocols.splits import Part, SessionSplit
 
 RANKING_BEHAVIORS = ("exposure", "conversion")
+PROTOCOL = (
+    "session-wise leave-one-out; candidates = items exposed in the test session, label = converted there; "
+    "AUROC over all candidates"
+)
 EXPOSURE, CONVERSION = 0, 1
 
 

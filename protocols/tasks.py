@@ -6,6 +6,9 @@
   holds b; positives = the items done with b there. The merged row is the mean over all these
   queries, which is the per-behavior average weighted by the number of evaluated users, as the
   authors' code reports it.
+- *conversion prediction* (Table 10, Appendix D): on a ranking log (exposure < conversion), the
+  probability that each item exposed in the user's last session converts there; scored by AUROC
+  (`protocols.ranking`).
 """
 
 from __future__ import annotations
@@ -16,20 +19,25 @@ from enum import Enum
 import numpy as np
 
 from protocols.queries import Queries, ragged_rows
+from protocols.ranking import RankingQueries, ranking_queries
 from protocols.splits import Part, SessionSplit
 
 
 class Task(str, Enum):
     TARGET_BEHAVIOR = "target-behavior"
     BEHAVIOR_SPECIFIC = "behavior-specific"
+    CONVERSION = "conversion"
 
     def levels(self, split: SessionSplit) -> list[int]:
         schema = split.interactions.schema
-        if self is Task.TARGET_BEHAVIOR:
-            return [schema.target_level]
-        return list(range(len(schema.behaviors)))
+        if self is Task.BEHAVIOR_SPECIFIC:
+            return list(range(len(schema.behaviors)))
+        return [schema.target_level]
 
-    def queries(self, split: SessionSplit, part: Part) -> Queries:
+    def queries(self, split: SessionSplit, part: Part) -> Queries | RankingQueries:
+        """The task's queries on ``part``: item-prediction `Queries`, or `RankingQueries` for conversion."""
+        if self is Task.CONVERSION:
+            return ranking_queries(split, part)
         return split.queries(part, self.levels(split))
 
 

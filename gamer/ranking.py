@@ -1,0 +1,409 @@
+"""GAMER as a behavior predictor: the ranking variant of Appendix D (``gamer_rank`` in Table 10).
+
+What the paper says: each interaction is laid out item first, then behavior (HSTU order); item ID
+tokens and behavior tokens come from two vocabularies; the GAMER backbone is unchanged; two heads
+predict the next ID token and the behavior; at inference the candidate's behavior token is
+``[MASK]`` and the behavior head, conditioned on it, gives the conversion probability. The authors
+released no code for it (reference notes §10). What we chose where the appendix is silent:
+
+- **Tokens.** ``[id_1 .. id_L, b]`` per interaction. The two vocabularies are disjoint row ranges
+  of one embedding table (pad, the behavior tokens, ``[MASK]``, then the ID tokens): a lookup
+  never mixes rows, so this is two vocabularies to the model. The ID head is tied to the ID rows
+  and scores ID tokens only; the behavior head is its own linear layer over the behaviors.
+- **[MASK] as a behavior level.** A candidate's tokens carry a level one above the conversion
+  level, so the cross-level behavior layer (Eq. 3: keys of strictly lower levels) lets a candidate
+  read every earlier exposure and conversion, and the injected behavior embedding (Eq. 5) tells
+  its ID tokens that their behavior is unknown.
+- **Where the behavior is read.** At the ``[MASK]`` token: its output, after seeing the history
+  and the candidate's ID tokens, goes through the behavior head. Training therefore shows the
+  model ``[MASK]`` blocks too (below); a behavior token in the history is always the true one.
+- **One pass per user, many candidates.** A training row is a user's last ``max_history``
+  training interactions (true behaviors) followed by one ``[id_1 .. id_L, MASK]`` block per item
+  exposed in each of those sessions (bar the first, which has no history in the window). A
+  history token attends causally to the history; a candidate block attends to the history of
+  strictly earlier sessions and to itself, never to another candidate, and its positions continue
+  where that history ends. Scoring lays out a query's history and its candidates the same way, so
+  a candidate's probability does not depend on which other candidates share its pass.
+- **Loss.** Next-ID-token cross-entropy over the history (the generative part, on the ID head;
+  behavior tokens are inputs, as in `gamer.training`) plus ``behavior_weight`` times the
+  cross-entropy of each ``[MASK]``'s behavior (exposure only, or converted). The checkpoint with
+  the best validation AUROC is kept (`gamer.training.train_decoder` with ``validate``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from baselines.base import RankingModel
+from gamer.model import DecoderConfig, GenerativeDecoder
+from gamer.tokenizers import build_tokenizer
+from gamer.training import TrainConfig, train_decoder
+from protocols.interactions import Interactions
+from protocols.metrics import auroc
+from protocols.queries import gather_ranges, ragged_rows
+from protocols.ranking import RANKING_BEHAVIORS, RankingQueries, SessionCandidates, check_ranking_log
+
+N_BEHAVIORS = len(RANKING_BEHAVIORS)
+MASK_LEVEL = N_BEHAVIORS  # the level of a candidate whose behavior is hidden: above every real one
+MASK_TOKEN = 1 + MASK_LEVEL  # behavior tokens are 1 + level, so [MASK] follows the real ones
+ARCHITECTURES = ("gamer", "qwen3", "gamer_every_block")
+
+
+@dataclass(frozen=True)
+class RankLayout:
+    """Token ids of the ranking variant: pad 0, behaviors 1..|B|, [MASK], then ``item_tokens``."""
+
+    item_tokens: np.ndarray  # [n_items, L] global ids of each item's ID tokens
+    vocab_size: int
+
+    @property
+    def id_levels(self) -> int:
+        return self.item_tokens.shape[1]
+
+    @property
+    def item_len(self) -> int:
+        return self.id_levels + 1
+
+    @property
+    def id_offset(self) -> int:
+        """Global id of the first ID token: the ID head scores ``vocab_size - id_offset`` tokens."""
+        return 1 + MASK_TOKEN
+
+
+@dataclass(frozen=True)
+class Interactions1D:
+    """Ragged per-row interactions (flat, oldest first); ``level`` is the behavior level, or
+    `MASK_LEVEL` for candidates, and ``label`` (candidates only) says whether it converted."""
+
+    offsets: np.ndarray
+    item: np.ndarray
+    level: np.ndarray
+    session: np.ndarray
+    label: np.ndarray | None = None
+
+
+@dataclass
+class RankBatch:
+    """``[B, T]`` tensors of histories followed by candidate blocks; pads have token 0, metadata -1.
+
+    ``blocks`` is 0 for history tokens, c >= 1 for the c-th candidate block of a row, -1 for pads.
+    ``id_targets`` (ID-vocabulary index) is read where ``id_mask``; ``labels`` where ``mask_slots``.
+    """
+
+    tokens: Tensor
+    levels: Tensor
+    slots: Tensor
+    positions: Tensor
+    sessions: Tensor
+    blocks: Tensor
+    id_targets: Tensor
+    id_mask: Tensor
+    labels: Tensor
+    mask_slots: Tensor
+
+    def to(self, device: torch.device | str) -> RankBatch:
+        return RankBatch(**{k: v.to(device) for k, v in self.__dict__.items()})
+
+    def loss_inputs(self) -> tuple[Tensor, ...]:
+        return tuple(self.__dict__.values())
+
+    @property
+    def n_targets(self) -> int:
+        return int(self.id_mask.sum() + self.mask_slots.sum())
+
+
+def encode(layout: RankLayout, history: Interactions1D, candidates: Interactions1D) -> RankBatch:
+    """Row r = ``history`` row r, then one ``[id_1 .. id_L, MASK]`` block per candidate of row r.
+
+    A candidate of session s takes positions after the history interactions of sessions before s.
+    Vectorised: every interaction is placed with one fancy-indexed write.
+    """
+    k = layout.item_len
+    n_rows = len(history.offsets) - 1
+    n_hist, n_cand = np.diff(history.offsets), np.diff(candidates.offsets)
+    width = k * max(int((n_hist + n_cand).max(initial=0)), 1)
+    hist_row, cand_row = ragged_rows(history.offsets), ragged_rows(candidates.offsets)
+    hist_slot = np.arange(len(hist_row)) - history.offsets[hist_row]  # interaction index in its row
+    cand_index = np.arange(len(cand_row)) - candidates.offsets[cand_row]
+    # Positions: a candidate continues after the history of its row's earlier sessions.
+    big = int(max(history.session.max(initial=0), candidates.session.max(initial=0))) + 1
+    hist_key = hist_row * big + history.session
+    before = np.searchsorted(hist_key, cand_row * big + candidates.session, side="left") - history.offsets[cand_row]
+
+    def tokens_of(items: np.ndarray, last: np.ndarray) -> np.ndarray:
+        return np.concatenate([layout.item_tokens[items], last[:, None]], axis=1)
+
+    slot_pattern = np.append(np.arange(1, layout.id_levels + 1), 0)
+    within = np.arange(k)
+    columns = {
+        "tokens": (
+            tokens_of(history.item, 1 + history.level),
+            tokens_of(candidates.item, np.full(len(cand_row), MASK_TOKEN)),
+        ),
+        "levels": (np.repeat(history.level[:, None], k, 1), np.full((len(cand_row), k), MASK_LEVEL)),
+        "slots": (np.broadcast_to(slot_pattern, (len(hist_row), k)), np.broadcast_to(slot_pattern, (len(cand_row), k))),
+        "positions": (hist_slot[:, None] * k + within, before[:, None] * k + within),
+        "sessions": (np.repeat(history.session[:, None], k, 1), np.repeat(candidates.session[:, None], k, 1)),
+        "blocks": (np.zeros((len(hist_row), k)), np.repeat(1 + cand_index[:, None], k, 1)),
+    }
+    rows = np.concatenate([np.repeat(hist_row, k), np.repeat(cand_row, k)])
+    cols = np.concatenate(
+        [(hist_slot[:, None] * k + within).ravel(), ((n_hist[cand_row] + cand_index)[:, None] * k + within).ravel()]
+    )
+    out = {}
+    for name, (h, c) in columns.items():
+        matrix = np.full((n_rows, width), 0 if name == "tokens" else -1, dtype=np.int64)
+        matrix[rows, cols] = np.concatenate([np.asarray(h).ravel(), np.asarray(c).ravel()])
+        out[name] = torch.from_numpy(matrix)
+    # Targets: inside the history, every token whose successor is an ID token predicts it.
+    tokens, slots, blocks = out["tokens"], out["slots"], out["blocks"]
+    next_is_id = (blocks[:, 1:] == 0) & (slots[:, 1:] > 0)
+    id_mask = torch.zeros_like(tokens, dtype=torch.bool)
+    id_mask[:, :-1] = next_is_id & (blocks[:, :-1] == 0)
+    id_targets = torch.zeros_like(tokens)
+    id_targets[:, :-1] = torch.where(id_mask[:, :-1], tokens[:, 1:] - layout.id_offset, 0)
+    mask_slots = tokens == MASK_TOKEN
+    labels = torch.zeros_like(tokens)
+    if candidates.label is not None:
+        label_matrix = np.zeros((n_rows, width), dtype=np.int64)
+        label_matrix[cand_row, (n_hist[cand_row] + cand_index) * k + layout.id_levels] = candidates.label
+        labels = torch.from_numpy(label_matrix)
+    return RankBatch(**out, id_targets=id_targets, id_mask=id_mask, labels=labels, mask_slots=mask_slots)
+
+
+def ranking_attention(blocks: Tensor, sessions: Tensor) -> Tensor:
+    """``[B, T, T]``: history tokens attend causally to the history; a candidate block attends to the
+    history of strictly earlier sessions and causally to its own tokens. Pads attend nothing."""
+    t = blocks.size(1)
+    index = torch.arange(t, device=blocks.device)
+    causal = (index[None, :] <= index[:, None])[None]
+    key_history = (blocks == 0)[:, None, :]
+    query_history = (blocks == 0)[:, :, None]
+    query_candidate = (blocks > 0)[:, :, None]
+    earlier = sessions[:, None, :] < sessions[:, :, None]
+    same_block = blocks[:, None, :] == blocks[:, :, None]
+    return (key_history & ((query_history & causal) | (query_candidate & earlier))) | (
+        query_candidate & same_block & causal
+    )
+
+
+class GamerRankNet(nn.Module):
+    """The GAMER backbone with two heads: next ID token (tied to the ID rows) and behavior."""
+
+    def __init__(self, config: DecoderConfig, id_offset: int) -> None:
+        super().__init__()
+        self.decoder = GenerativeDecoder(config)
+        self.behavior_head = nn.Linear(config.d_model, N_BEHAVIORS, bias=True)
+        self.id_offset = id_offset
+
+    def hidden(
+        self, tokens: Tensor, levels: Tensor, slots: Tensor, positions: Tensor, sessions: Tensor, blocks: Tensor
+    ) -> Tensor:
+        allowed = ranking_attention(blocks, sessions)
+        return self.decoder.hidden_states(tokens, levels, slots, positions, sessions, allowed=allowed)
+
+    def id_logits(self, hidden: Tensor) -> Tensor:
+        return F.linear(hidden, self.decoder.embed_tokens.weight[self.id_offset :])
+
+    def behavior_logits(self, hidden: Tensor) -> Tensor:
+        return self.behavior_head(hidden)
+
+    def num_parameters(self) -> int:
+        return self.decoder.num_parameters() + sum(p.numel() for p in self.behavior_head.parameters())
+
+
+class RankLoss(nn.Module):
+    """Summed next-ID-token cross-entropy (on logits / temperature) plus ``behavior_weight`` times the
+    summed behavior cross-entropy at the [MASK] tokens; a module so that DDP can wrap it."""
+
+    def __init__(self, net: GamerRankNet, temperature: float, behavior_weight: float) -> None:
+        super().__init__()
+        self.net = net
+        self.temperature = temperature
+        self.behavior_weight = behavior_weight
+
+    def forward(self, tokens, levels, slots, positions, sessions, blocks, id_targets, id_mask, labels, mask_slots):
+        hidden = self.net.hidden(tokens, levels, slots, positions, sessions, blocks)
+        id_loss = F.cross_entropy(
+            self.net.id_logits(hidden[id_mask]) / self.temperature, id_targets[id_mask], reduction="sum"
+        )
+        behavior = F.cross_entropy(self.net.behavior_logits(hidden[mask_slots]), labels[mask_slots], reduction="sum")
+        return id_loss + self.behavior_weight * behavior
+
+
+def training_rows(train: Interactions, max_history: int) -> tuple[Interactions1D, Interactions1D]:
+    """One row per user: the last ``max_history`` training interactions, and as candidates the items
+    exposed in every session that starts inside that window after its first row."""
+    offsets = train.user_offsets
+    end = offsets[1:]
+    start = np.maximum(offsets[:-1], end - max_history)
+    rows, hist_offsets = gather_ranges(start, end)
+    history = Interactions1D(hist_offsets, train.item[rows], train.behavior[rows].astype(np.int64), train.session[rows])
+    sessions = SessionCandidates.of_rows(train, np.arange(len(train)))
+    width = int(train.session.max()) + 1
+    first_row = np.searchsorted(train.user * width + train.session, sessions.user * width + sessions.session)
+    keep = np.flatnonzero(first_row > start[sessions.user])
+    cand, _ = gather_ranges(sessions.offsets[keep], sessions.offsets[keep + 1])
+    owner = np.repeat(sessions.user[keep], np.diff(sessions.offsets)[keep])
+    cand_offsets = np.concatenate([[0], np.cumsum(np.bincount(owner, minlength=train.n_users))]).astype(np.int64)
+    candidates = Interactions1D(
+        cand_offsets,
+        sessions.items[cand],
+        np.full(len(cand), MASK_LEVEL),
+        np.repeat(sessions.session[keep], np.diff(sessions.offsets)[keep]),
+        sessions.labels[cand].astype(np.int64),
+    )
+    return history, candidates
+
+
+def query_rows(queries: RankingQueries, max_history: int, chunk: int) -> tuple[Interactions1D, Interactions1D]:
+    """Rows for scoring: each query's last ``max_history`` history interactions, and its candidates in
+    pieces of at most ``chunk`` (a query with many candidates takes several rows). The candidates
+    keep their order, so the rows' [MASK] tokens, read row by row, line up with ``queries.candidates``."""
+    cut = queries.queries.last(max_history)
+    cand_query = queries.candidate_query
+    piece = (np.arange(queries.n_candidates) - queries.cand_offsets[cand_query]) // chunk
+    row_key, row_first = np.unique(cand_query * (queries.n_candidates + 1) + piece, return_index=True)
+    row_query = row_key // (queries.n_candidates + 1)
+    hist, hist_offsets = gather_ranges(cut.offsets[row_query], cut.offsets[row_query + 1])
+    history = Interactions1D(hist_offsets, cut.item[hist], cut.hist_behavior[hist].astype(np.int64), cut.session[hist])
+    cand_offsets = np.append(row_first, queries.n_candidates).astype(np.int64)  # candidates are grouped by row already
+    candidates = Interactions1D(
+        cand_offsets,
+        queries.candidates,
+        np.full(queries.n_candidates, MASK_LEVEL),
+        queries.session[cand_query],
+        queries.labels.astype(np.int64),
+    )
+    return history, candidates
+
+
+def select_rows(
+    history: Interactions1D, candidates: Interactions1D, index: np.ndarray
+) -> tuple[Interactions1D, Interactions1D]:
+    """Rows ``index`` of a (history, candidates) pair."""
+
+    def take(r: Interactions1D) -> Interactions1D:
+        flat, offsets = gather_ranges(r.offsets[index], r.offsets[index + 1])
+        return Interactions1D(
+            offsets, r.item[flat], r.level[flat], r.session[flat], None if r.label is None else r.label[flat]
+        )
+
+    return take(history), take(candidates)
+
+
+class GamerRank(RankingModel):
+    """``gamer_rank``: GAMER trained and read as a conversion predictor (module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        architecture: str = "gamer",
+        ids: str = "sid",
+        tokenizer: dict[str, Any] | None = None,
+        model: dict[str, Any] | None = None,
+        training: dict[str, Any] | None = None,
+        max_history: int = 100,
+        behavior_weight: float = 1.0,
+        eval_batch: int = 64,
+        candidates_per_pass: int = 64,
+        device: str = "cpu",
+    ) -> None:
+        super().__init__(
+            seed=seed,
+            architecture=architecture,
+            ids=ids,
+            tokenizer=tokenizer or {},
+            model=model or {},
+            training=training or {},
+            max_history=max_history,
+            behavior_weight=behavior_weight,
+            eval_batch=eval_batch,
+            candidates_per_pass=candidates_per_pass,
+            device=device,
+        )
+        if architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
+        self.architecture = architecture
+        self.ids = ids
+        self.max_history = max_history
+        self.behavior_weight = behavior_weight
+        self.eval_batch = eval_batch
+        self.candidates_per_pass = candidates_per_pass
+        self.device = device
+
+    def fit(self, train: Interactions, valid: RankingQueries) -> GamerRank:
+        check_ranking_log(train)
+        torch.manual_seed(self.seed)
+        n_tokens = N_BEHAVIORS + 1  # the behavior tokens and [MASK]
+        self.tokenizer_ = build_tokenizer(self.ids, train, seed=self.seed, **self.hyperparameters["tokenizer"])
+        self.layout_ = RankLayout(self.tokenizer_.token_ids(n_tokens), self.tokenizer_.vocab_size(n_tokens))
+        preset = getattr(DecoderConfig, self.architecture)
+        config = preset(
+            vocab_size=self.layout_.vocab_size,
+            n_behaviors=N_BEHAVIORS + 1,  # the [MASK] level is one more level for the cross layer and the MoE
+            id_levels=self.layout_.id_levels,
+            **self.hyperparameters["model"],
+        )
+        self.net_ = GamerRankNet(config, self.layout_.id_offset)
+        train_config = TrainConfig(seed=self.seed, device=self.device, **self.hyperparameters["training"])
+        history, candidates = training_rows(train, self.max_history)
+        criterion = RankLoss(self.net_, train_config.temperature, self.behavior_weight)
+        self.valid_curve_: list[float] = []
+
+        def validate() -> float:
+            value = auroc(self.score(valid), valid.labels)
+            self.valid_curve_.append(value)
+            return 1.0 - value
+
+        self.training_ = train_decoder(
+            self.net_,
+            lambda index: encode(self.layout_, *select_rows(history, candidates, index)),
+            len(history.offsets) - 1,
+            [],
+            train_config,
+            criterion=criterion,
+            validate=validate,
+        )
+        self.train_summary_ = {
+            "rows": len(history.offsets) - 1,
+            "history_interactions": len(history.item),
+            "candidates": len(candidates.item),
+            "conversions": int(candidates.label.sum()),
+        }
+        return self
+
+    @torch.no_grad()
+    def score(self, queries: RankingQueries) -> np.ndarray:
+        self.net_.eval()
+        history, candidates = query_rows(queries, self.max_history, self.candidates_per_pass)
+        n_rows = len(history.offsets) - 1
+        scores = []
+        for start in range(0, n_rows, self.eval_batch):
+            index = np.arange(start, min(start + self.eval_batch, n_rows))
+            batch = encode(self.layout_, *select_rows(history, candidates, index)).to(self.device)
+            hidden = self.net_.hidden(
+                batch.tokens, batch.levels, batch.slots, batch.positions, batch.sessions, batch.blocks
+            )
+            logits = self.net_.behavior_logits(hidden[batch.mask_slots])  # row-major: rows, then their blocks
+            scores.append(torch.softmax(logits.float(), -1)[:, 1].cpu().numpy())
+        return np.concatenate(scores).astype(np.float64) if scores else np.zeros(0)
+
+    def save_artifacts(self, folder) -> None:
+        self.tokenizer_.save(folder / "tokenizer")
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "tokenizer": {"name": self.tokenizer_.name, "codebook_sizes": list(self.tokenizer_.codebook_sizes)},
+            "parameters": self.net_.num_parameters(),
+            "training": asdict(self.training_) | {"history": self.training_.history[-3:]},
+            "valid_auroc": 1.0 - self.training_.best_valid_loss,
+            "train_rows": self.train_summary_,
+        }
