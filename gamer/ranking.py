@@ -93,7 +93,9 @@ class RankBatch:
     """``[B, T]`` tensors of histories followed by candidate blocks; pads have token 0, metadata -1.
 
     ``blocks`` is 0 for history tokens, c >= 1 for the c-th candidate block of a row, -1 for pads.
-    ``id_targets`` (ID-vocabulary index) is read where ``id_mask``; ``labels`` where ``mask_slots``.
+    ``id_targets`` (ID-vocabulary index) is read where ``id_mask``; behavior targets ``labels`` where
+    ``behavior_mask``: at every [MASK] token (``mask_slots``), and with history behaviors on, at each
+    history token followed by a behavior token.
     """
 
     tokens: Tensor
@@ -105,6 +107,7 @@ class RankBatch:
     id_targets: Tensor
     id_mask: Tensor
     labels: Tensor
+    behavior_mask: Tensor
     mask_slots: Tensor
 
     def to(self, device: torch.device | str) -> RankBatch:
@@ -115,11 +118,17 @@ class RankBatch:
 
     @property
     def n_targets(self) -> int:
-        return int(self.id_mask.sum() + self.mask_slots.sum())
+        return int(self.id_mask.sum() + self.behavior_mask.sum())
 
 
-def encode(layout: RankLayout, history: Interactions1D, candidates: Interactions1D) -> RankBatch:
+def encode(
+    layout: RankLayout, history: Interactions1D, candidates: Interactions1D, *, history_behaviors: bool = False
+) -> RankBatch:
     """Row r = ``history`` row r, then one ``[id_1 .. id_L, MASK]`` block per candidate of row r.
+
+    Targets: every history token followed by an ID token predicts it (ID head); every [MASK] token
+    predicts its candidate's label, and with ``history_behaviors`` every history token followed by a
+    behavior token predicts that behavior (behavior head; the next-token objective over both vocabularies).
 
     A candidate of session s takes positions after the history interactions of sessions before s.
     Vectorised: every interaction is placed with one fancy-indexed write.
@@ -174,7 +183,19 @@ def encode(layout: RankLayout, history: Interactions1D, candidates: Interactions
         label_matrix = np.zeros((n_rows, width), dtype=np.int64)
         label_matrix[cand_row, (n_hist[cand_row] + cand_index) * k + layout.id_levels] = candidates.label
         labels = torch.from_numpy(label_matrix)
-    return RankBatch(**out, id_targets=id_targets, id_mask=id_mask, labels=labels, mask_slots=mask_slots)
+    behavior_mask = mask_slots.clone()
+    if history_behaviors:
+        before_behavior = (blocks[:, :-1] == 0) & (blocks[:, 1:] == 0) & (slots[:, 1:] == 0)
+        behavior_mask[:, :-1] |= before_behavior
+        labels[:, :-1] = torch.where(before_behavior, out["levels"][:, 1:], labels[:, :-1])
+    return RankBatch(
+        **out,
+        id_targets=id_targets,
+        id_mask=id_mask,
+        labels=labels,
+        behavior_mask=behavior_mask,
+        mask_slots=mask_slots,
+    )
 
 
 def ranking_attention(blocks: Tensor, sessions: Tensor) -> Tensor:
@@ -228,12 +249,16 @@ class RankLoss(nn.Module):
         self.temperature = temperature
         self.behavior_weight = behavior_weight
 
-    def forward(self, tokens, levels, slots, positions, sessions, blocks, id_targets, id_mask, labels, mask_slots):
+    def forward(
+        self, tokens, levels, slots, positions, sessions, blocks, id_targets, id_mask, labels, behavior_mask, mask_slots
+    ):
         hidden = self.net.hidden(tokens, levels, slots, positions, sessions, blocks)
         id_loss = F.cross_entropy(
             self.net.id_logits(hidden[id_mask]) / self.temperature, id_targets[id_mask], reduction="sum"
         )
-        behavior = F.cross_entropy(self.net.behavior_logits(hidden[mask_slots]), labels[mask_slots], reduction="sum")
+        behavior = F.cross_entropy(
+            self.net.behavior_logits(hidden[behavior_mask]), labels[behavior_mask], reduction="sum"
+        )
         return id_loss + self.behavior_weight * behavior
 
 
@@ -312,6 +337,7 @@ class GamerRank(RankingModel):
         training: dict[str, Any] | None = None,
         max_history: int = 100,
         behavior_weight: float = 1.0,
+        history_behaviors: bool = True,
         eval_batch: int = 64,
         candidates_per_pass: int = 64,
         device: str = "cpu",
@@ -325,6 +351,7 @@ class GamerRank(RankingModel):
             training=training or {},
             max_history=max_history,
             behavior_weight=behavior_weight,
+            history_behaviors=history_behaviors,
             eval_batch=eval_batch,
             candidates_per_pass=candidates_per_pass,
             device=device,
@@ -335,6 +362,7 @@ class GamerRank(RankingModel):
         self.ids = ids
         self.max_history = max_history
         self.behavior_weight = behavior_weight
+        self.history_behaviors = history_behaviors
         self.eval_batch = eval_batch
         self.candidates_per_pass = candidates_per_pass
         self.device = device
@@ -365,7 +393,9 @@ class GamerRank(RankingModel):
 
         self.training_ = train_decoder(
             self.net_,
-            lambda index: encode(self.layout_, *select_rows(history, candidates, index)),
+            lambda index: encode(
+                self.layout_, *select_rows(history, candidates, index), history_behaviors=self.history_behaviors
+            ),
             len(history.offsets) - 1,
             [],
             train_config,

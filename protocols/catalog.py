@@ -81,8 +81,13 @@ def _synthetic(_: Path | None) -> Interactions:
 
 
 # Appendix D's ShortVideoADbig is ~10x ShortVideoAD; ours is 3x the embedded set, so that the smoke
-# profile trains in minutes on two cores. A TOML with ``format = "synthetic-big"`` scales it.
+# profile trains in minutes on two cores. A TOML with ``format = "synthetic-big"`` scales it. Ads
+# retarget: conversions follow recent clicks (recency_bias 3) and fall on the clicked item itself
+# more often (retarget_share 0.6) than in the retrieval set, so that earlier behavior predicts
+# them: a recency-weighted "seen before" count reaches AUROC 0.75 on its test candidates (0.62 at
+# the retrieval set's 0.3 / 1), below the paper's 0.80-0.84 and far from saturated.
 SYNTHETIC_BIG_SCALE = 3.0
+SYNTHETIC_BIG_DEFAULTS = {"retarget_share": 0.6, "recency_bias": 3.0}
 
 
 def _synthetic_big_log(settings: dict, name: str) -> Interactions:
@@ -91,7 +96,7 @@ def _synthetic_big_log(settings: dict, name: str) -> Interactions:
     from protocols.ranking import ranking_view
     from protocols.synthetic import SyntheticConfig, generate
 
-    settings = dict(settings)
+    settings = SYNTHETIC_BIG_DEFAULTS | dict(settings)
     scale = float(settings.pop("scale", SYNTHETIC_BIG_SCALE))
     view, _ = ranking_view(
         generate(SyntheticConfig(**settings).scale(scale)), exposure="p3s", conversion="conversion", name=name

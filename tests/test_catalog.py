@@ -22,7 +22,15 @@ BASE = 'path = "e.csv"\nformat = "csv"\nbehaviors = ["view", "buy"]\n[session]\n
 
 
 def test_builtins_are_named_and_synthetic_is_always_present():
-    assert set(BUILTIN) == {"synthetic", "ml100k-mb", "retailrocket", "taobao-sample"}
+    assert set(BUILTIN) == {
+        "synthetic",
+        "ml100k-mb",
+        "retailrocket",
+        "taobao-sample",
+        "synthetic-big",
+        "retailrocket-rank",
+    }
+    assert BUILTIN["synthetic-big"].available() and BUILTIN["synthetic-big"].paper_counterpart == "ShortVideoADbig"
     assert BUILTIN["synthetic"].available()
     assert resolve("synthetic") is BUILTIN["synthetic"]
 
@@ -59,6 +67,23 @@ def test_toml_missing_and_invalid_values_are_errors(tmp_path):
 def test_toml_paths_are_relative_to_the_file(tmp_path):
     spec = dataset_from_toml(write(tmp_path, BASE))
     assert spec.name == "d" and spec.locate() == tmp_path / "e.csv" and not spec.available()
+
+
+def test_a_toml_ranking_table_makes_ranking_data_and_synthetic_scales(tmp_path):
+    (tmp_path / "e.csv").write_text(
+        "user_id,item_id,behavior,timestamp\nu,1,view,0\nu,1,cart,5\nu,1,buy,10\nu,2,view,20\n"
+    )
+    inter = dataset_from_toml(
+        write(tmp_path, BASE.replace('"buy"]', '"cart", "buy"]') + '[ranking]\nexposure = "view"\nconversion = "buy"\n')
+    ).load()
+    assert inter.schema.behaviors == ("exposure", "conversion") and inter.behavior.tolist() == [0, 1, 0]
+    with pytest.raises(ValueError, match="needs both 'exposure' and 'conversion'"):
+        dataset_from_toml(write(tmp_path, BASE + '[ranking]\nexposure = "view"\n'))
+    small = 'format = "synthetic"\n[synthetic]\nn_users = 40\nn_items = 200\n'
+    half = dataset_from_toml(write(tmp_path, small + "scale = 0.5\n")).load()
+    assert half.n_users == 20 and half.n_items == 100
+    big = dataset_from_toml(write(tmp_path, small.replace('"synthetic"', '"synthetic-big"'))).load()
+    assert big.schema.behaviors == ("exposure", "conversion") and big.n_users > 40  # scaled 3x by default
 
 
 def test_unknown_dataset_name_lists_the_builtins():

@@ -287,3 +287,56 @@ def test_table6_times_training_and_reports_the_ratio(tmp_path, capsys):
     )
     text = cli(capsys, "report", "--table", "6", "--results-dir", results)[1]
     assert "MBGen / GAMER training time without augmentation: ours " in text and "~100 h" in text
+
+
+def test_table10_scores_conversions_with_both_models_and_reports_mean_and_std(tmp_path, capsys):
+    toml = tmp_path / "tiny-big.toml"
+    toml.write_text(
+        'name = "tiny-big"\nformat = "synthetic-big"\n[synthetic]\nn_users = 60\nn_items = 300\nscale = 1\n'
+    )
+    results = str(tmp_path / "results")
+    common = ("--dataset", str(toml), "--results-dir", results, "--quiet")
+    code, out, err = cli(capsys, "run", "--table", "10", "--seeds", "2", "--jobs", "2", *common)
+    assert code == 0 and "4 cell(s) computed" in out, err
+    assert "test queries" in err and "candidates" in err
+    stored = load_cell(Cell("table-10", "tiny-big", "gamer_rank", "smoke", 1).path(Path(results)))
+    assert (
+        stored["provenance"]["seed"] == 1 and "candidates = items exposed" in stored["provenance"]["config"]["protocol"]
+    )
+    conversion = stored["result"]["evaluations"]["conversion"]
+    assert 0.0 <= conversion["metrics"]["AUROC"] <= 1.0 and conversion["candidates_per_s"] > 0
+    assert conversion["candidates"] > conversion["conversions"] > 0
+    doc = json.loads(cli(capsys, "report", "--table", "10", "--format", "json", "--results-dir", results)[1])
+    rows = {r["model"]: r for r in doc["rows"]}
+    assert rows["dlrm"]["seeds"] == [0, 1] and "AUROC std" in rows["gamer_rank"]
+    text = cli(capsys, "report", "--table", "10", "--results-dir", results)[1]
+    assert "paper (ShortVideoADbig) | 0.8353" in text and " ± " in text
+    # A retrieval dataset is refused with the reason, not scored.
+    code, _, err = cli(
+        capsys,
+        "run",
+        "--table",
+        "10",
+        "--models",
+        "dlrm",
+        "--dataset",
+        "synthetic",
+        "--seed",
+        "0",
+        "--results-dir",
+        results,
+        "--quiet",
+    )
+    assert code == 2 and "needs ['exposure', 'conversion']" in err
+
+
+def test_table9_counts_the_ranking_datasets(tmp_path, capsys):
+    toml = tmp_path / "tiny-big.toml"
+    toml.write_text('name = "tiny-big"\nformat = "synthetic-big"\n[synthetic]\nn_users = 40\nscale = 1\n')
+    results = str(tmp_path / "results")
+    code, out, _ = cli(capsys, "run", "--table", "9", "--dataset", str(toml), "--results-dir", results, "--quiet")
+    assert code == 0
+    doc = json.loads(cli(capsys, "report", "--table", "9", "--format", "json", "--results-dir", results)[1])
+    (row,) = doc["rows"]
+    assert row["dataset"] == "tiny-big" and row["users"] <= 40 and row["interactions"] > 0
+    assert any(p["dataset"] == "ShortVideoADbig" for p in doc["paper"])
