@@ -38,6 +38,7 @@ from torch import Tensor, nn
 
 from baselines.base import Ranking, Recommender
 from baselines.batch import SequenceBatch
+from gamer.training import resolve_device
 from protocols import metrics
 from protocols.interactions import Interactions
 from protocols.queries import Queries, ragged_rows
@@ -296,10 +297,7 @@ class DiscriminativeRecommender(Recommender):
         """``[q, n_items]`` scores of every item for each query (eval mode, no grad)."""
 
     def _device(self) -> torch.device:
-        wanted = self.training["device"]
-        if wanted == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(wanted)
+        return resolve_device(self.training["device"])
 
     # -- the loop ------------------------------------------------------------------------------------
     def prepare(self, train: Interactions) -> torch.optim.Optimizer:

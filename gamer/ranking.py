@@ -43,7 +43,7 @@ from torch import Tensor, nn
 from baselines.base import RankingModel
 from gamer.model import DecoderConfig, GenerativeDecoder
 from gamer.tokenizers import build_tokenizer
-from gamer.training import TrainConfig, train_decoder
+from gamer.training import TrainConfig, resolve_device, train_decoder
 from protocols.interactions import Interactions
 from protocols.metrics import auroc
 from protocols.queries import gather_ranges, ragged_rows
@@ -340,7 +340,7 @@ class GamerRank(RankingModel):
         history_behaviors: bool = True,
         eval_batch: int = 64,
         candidates_per_pass: int = 64,
-        device: str = "cpu",
+        device: str = "auto",
     ) -> None:
         super().__init__(
             seed=seed,
@@ -381,7 +381,8 @@ class GamerRank(RankingModel):
             **self.hyperparameters["model"],
         )
         self.net_ = GamerRankNet(config, self.layout_.id_offset)
-        train_config = TrainConfig(seed=self.seed, device=self.device, **self.hyperparameters["training"])
+        self.device_ = resolve_device(self.device)
+        train_config = TrainConfig(seed=self.seed, device=str(self.device_), **self.hyperparameters["training"])
         history, candidates = training_rows(train, self.max_history)
         criterion = RankLoss(self.net_, train_config.temperature, self.behavior_weight)
         self.valid_curve_: list[float] = []
@@ -418,7 +419,7 @@ class GamerRank(RankingModel):
         scores = []
         for start in range(0, n_rows, self.eval_batch):
             index = np.arange(start, min(start + self.eval_batch, n_rows))
-            batch = encode(self.layout_, *select_rows(history, candidates, index)).to(self.device)
+            batch = encode(self.layout_, *select_rows(history, candidates, index)).to(self.device_)
             hidden = self.net_.hidden(
                 batch.tokens, batch.levels, batch.slots, batch.positions, batch.sessions, batch.blocks
             )

@@ -99,6 +99,13 @@ def lr_lambda(total_steps: int, config: TrainConfig) -> Callable[[int], float]:
     return factor
 
 
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` = the GPU when torch sees one, else the CPU; any other value is passed to ``torch.device``."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
 def rank_and_world() -> tuple[int, int]:
     """This process's rank and the number of processes (0 and 1 outside torchrun)."""
     return _distributed()

@@ -189,7 +189,7 @@ def tiny_gamer_rank(**overrides) -> GamerRank:
     model = dict(d_model=16, n_layers=2, n_heads=2, n_kv_heads=1, head_dim=8, d_ff=32, behavior_dim=8, dropout=0.0)
     model["attention_dropout"] = 0.0
     training = dict(epochs=2, batch_size=16, micro_batch=16, lr=3e-3, patience=5)
-    params = dict(model=model, training=training, max_history=12, eval_batch=8) | overrides
+    params = dict(model=model, training=training, max_history=12, eval_batch=8, device="cpu") | overrides
     return GamerRank(**params)
 
 
