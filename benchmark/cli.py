@@ -40,32 +40,57 @@ def _target_spec(args: argparse.Namespace):
     from benchmark.tables import spec_for
 
     if (args.table is None) == (args.figure is None):
-        raise SystemExit("gamer-bench: give exactly one of --table N or --figure N")
+        raise SystemExit("gamer-bench: give exactly one of --table N, --figure N or --all")
     return spec_for(table=args.table, figure=args.figure)
+
+
+def _run_specs(args: argparse.Namespace) -> list:
+    from benchmark.tables import SPECS
+
+    if args.all:
+        if args.table is not None or args.figure is not None or args.models:
+            raise SystemExit("gamer-bench: --all runs every table and figure; drop --table, --figure and --models")
+        return list(SPECS.values())
+    return [_target_spec(args)]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from benchmark import runner
     from benchmark.store import results_dir
 
-    spec = _target_spec(args)
     root = results_dir(args.results_dir)
-    report = runner.run(
-        spec,
-        root,
-        datasets=_comma_list(args.dataset),
-        models=_comma_list(args.models),
-        profile=args.profile,
-        seeds=_seeds(args, spec.seeds),
-        jobs=args.jobs,
-        force=args.force,
-        progress=not args.quiet,
-    )
-    for line in report.notes:
-        print(line, file=sys.stderr)
-    for line in report.skipped:
-        print(f"skipped: {line}", file=sys.stderr)
-    print(f"{spec.id}: {len(report.computed)} cell(s) computed, {len(report.reused)} reused; results in {root}")
+    failed = 0
+    for spec in _run_specs(args):
+        if spec.kind == "online":
+            print(f"{spec.id}: {spec.note}", file=sys.stderr)
+            continue
+        report = runner.run(
+            spec,
+            root,
+            datasets=_comma_list(args.dataset),
+            models=_comma_list(args.models),
+            profile=args.profile,
+            seeds=_seeds(args, spec.seeds),
+            jobs=args.jobs,
+            force=args.force,
+            progress=not args.quiet,
+            backend=args.backend,
+        )
+        for line in report.notes:
+            print(line, file=sys.stderr)
+        for line in report.skipped:
+            print(f"skipped: {line}", file=sys.stderr)
+        for line in report.failed:
+            print(f"failed: {line}", file=sys.stderr)
+        failed += len(report.failed)
+        print(
+            f"{spec.id}: {len(report.computed)} cell(s) computed, {len(report.reused)} reused"
+            + (f", {len(report.failed)} failed" if report.failed else "")
+            + f"; results in {root}"
+        )
+    if failed:
+        print(f"gamer-bench: error: {failed} cell(s) failed (above); rerun to retry only those", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -75,6 +100,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     from benchmark.store import results_dir
 
     root = results_dir(args.results_dir)
+    if args.output_dir:
+        from benchmark.site import write_site
+
+        if not args.all:
+            raise SystemExit("gamer-bench: --output-dir writes the whole results page: use it with --all")
+        index = write_site(root, Path(args.output_dir), profile=args.profile)
+        print(f"results page: {index}")
+        return 0
     ids = None if args.table is None and args.figure is None else [_target_spec(args).id]
     documents = all_documents(root, ids)
     if args.profile:
@@ -139,13 +172,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", choices=PROFILES, default="smoke")
     run.add_argument("--seed", type=int, help="one seed (default: the table's seeds: 0, or 0-4 for Table 10)")
     run.add_argument("--seeds", help="a count (N seeds from --seed) or a comma-separated list")
-    run.add_argument("--jobs", type=int, default=1, help="cells run in parallel processes (joblib)")
+    run.add_argument("--all", action="store_true", help="every table and figure, on every dataset available")
+    run.add_argument("--jobs", type=int, default=1, help="cells run in parallel (joblib workers)")
+    run.add_argument(
+        "--backend",
+        choices=("loky", "ray", "dask"),
+        default="loky",
+        help="where the cells run: local processes (loky), a Ray or a Dask cluster (optional extras; README)",
+    )
     run.add_argument("--force", action="store_true", help="recompute cells that are already stored")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=cmd_run)
 
     report = sub.add_parser("report", help="render stored results beside the paper's numbers")
     target(report)
+    report.add_argument("--all", action="store_true", help="every stored table (the default without --table)")
+    report.add_argument(
+        "--output-dir", help="with --all: write a browsable page (index.md, every table in every format, plots)"
+    )
     report.add_argument("--format", choices=("markdown", "latex", "csv", "json"), default="markdown")
     report.add_argument("--output", help="write to this file (plots go beside it) instead of stdout")
     report.add_argument("--profile", choices=PROFILES, help="only this profile (data-only tables always shown)")

@@ -9,13 +9,14 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, parallel_config
 from tqdm import tqdm
 
 from baselines import registry
@@ -34,12 +35,16 @@ LEAKAGE_KS = tuple(range(1, 11))
 RANKING_KS = (1, 5, 10)
 
 
+BACKENDS = ("loky", "ray", "dask")
+
+
 @dataclass(frozen=True)
 class RunReport:
     computed: list[Cell]
     reused: list[Cell]
     skipped: list[str]
     notes: list[str]
+    failed: list[str] = field(default_factory=list)  # "cell: error" for each cell that raised
 
 
 def _source_signature(dataset: str) -> dict[str, Any]:
@@ -337,6 +342,40 @@ def expand(
     return cells, skipped
 
 
+def _guarded_cell(spec: TableSpec, cell: Cell, root: Path) -> tuple[list[str], str]:
+    """`run_cell`, with an exception turned into its message so that one failing cell does not stop a
+    long run (the others still finish and are stored). An interrupt (Ctrl-C, a kill) is not caught."""
+    try:
+        return run_cell(spec, cell, root), ""
+    except Exception as error:  # reported per cell; the run goes on
+        return [], f"{cell.describe()}: {type(error).__name__}: {error}"
+
+
+def backend_context(backend: str, jobs: int) -> AbstractContextManager:
+    """Where joblib sends the cells: local processes (``loky``), a Ray cluster (``ray``; ``RAY_ADDRESS``
+    names it, else a local Ray starts) or a Dask cluster (``dask``; ``DASK_SCHEDULER_ADDRESS`` names the
+    scheduler, else a local cluster starts). Ray and Dask are optional extras."""
+    if backend == "loky":
+        return nullcontext()
+    if backend == "ray":
+        try:
+            from ray.util.joblib import register_ray
+        except ImportError as error:
+            raise ValueError(f"--backend ray needs a working Ray ({error}): pip install 'gamer-bench[ray]'") from None
+        register_ray()
+        return parallel_config(backend="ray", n_jobs=jobs)
+    if backend == "dask":
+        try:
+            from dask.distributed import Client
+        except ImportError as error:
+            raise ValueError(f"--backend dask needs Dask ({error}): pip install 'gamer-bench[dask]'") from None
+        import os
+
+        Client(os.environ.get("DASK_SCHEDULER_ADDRESS"))  # registers itself as the default client
+        return parallel_config(backend="dask", n_jobs=jobs)
+    raise ValueError(f"unknown backend {backend!r}; use one of {BACKENDS}")
+
+
 def run(
     spec: TableSpec,
     root: Path,
@@ -348,8 +387,14 @@ def run(
     jobs: int = 1,
     force: bool = False,
     progress: bool = True,
+    backend: str = "loky",
 ) -> RunReport:
-    """Run every cell of ``spec`` that is not already stored with the same configuration."""
+    """Run every cell of ``spec`` that is not already stored with the same configuration.
+
+    Each finished cell is stored at once (atomically), so an interrupted run keeps what it finished, a
+    killed cell leaves nothing behind, and running the same command again computes only what is missing.
+    A cell that raises is reported in ``failed`` and the others go on.
+    """
     cells, skipped = expand(spec, datasets, models, profile, list(seeds))
     todo, reused = [], []
     for cell in cells:
@@ -362,12 +407,16 @@ def run(
     if spec.kind == "training-cost" and jobs != 1:
         notes.append(f"{spec.id} times training: its cells run one at a time (--jobs {jobs} ignored)")
         jobs = 1
+    failed: list[str] = []
     if todo:
-        tasks = (delayed(run_cell)(spec, cell, root) for cell in todo)
-        results = Parallel(n_jobs=jobs, return_as="generator")(tasks)
-        for cell_notes in tqdm(results, total=len(todo), desc=spec.id, unit="cell", disable=not progress):
-            notes += [note for note in cell_notes if note not in notes]
-    return RunReport(todo, reused, skipped, notes)
+        tasks = (delayed(_guarded_cell)(spec, cell, root) for cell in todo)
+        with backend_context(backend, jobs):
+            results = Parallel(n_jobs=jobs, return_as="generator")(tasks)
+            for cell_notes, error in tqdm(results, total=len(todo), desc=spec.id, unit="cell", disable=not progress):
+                notes += [note for note in cell_notes if note not in notes]
+                failed += [error] if error else []
+    computed = [cell for cell in todo if not any(e.startswith(cell.describe() + ":") for e in failed)]
+    return RunReport(computed, reused, skipped, notes, failed)
 
 
 def _json_roundtrip(value: Any) -> Any:

@@ -340,3 +340,42 @@ def test_table9_counts_the_ranking_datasets(tmp_path, capsys):
     (row,) = doc["rows"]
     assert row["dataset"] == "tiny-big" and row["users"] <= 40 and row["interactions"] > 0
     assert any(p["dataset"] == "ShortVideoADbig" for p in doc["paper"])
+
+
+def test_a_failing_cell_does_not_stop_the_run_and_a_rerun_does_only_what_is_missing(tmp_path, capsys, custom_dataset):
+    broken = tmp_path / "broken.toml"
+    broken.write_text(custom_dataset.read_text().replace('"mine"', '"broken"').replace("events.csv", "later.csv"))
+    good_rows = (tmp_path / "events.csv").read_text()
+    (tmp_path / "later.csv").write_text(good_rows + "u9,10,view,yesterday\n")
+    results = str(tmp_path / "results")
+    args = ("run", "--table", "1", "--dataset", f"{custom_dataset},{broken}", "--results-dir", results, "--quiet")
+    code, out, err = cli(capsys, *args)
+    # The bad row is an error of its cell; the other cell is computed and stored all the same.
+    assert code == 2 and "1 cell(s) computed" in out and "1 failed" in out
+    assert "failed: table-1 / " in err and "broken" in err and "found 'yesterday'" in err
+    (tmp_path / "later.csv").write_text(good_rows)
+    code, out, _ = cli(capsys, *args)
+    assert code == 0 and "1 cell(s) computed, 1 reused" in out
+
+
+def test_run_all_and_the_offline_only_table(tmp_path, capsys):
+    code, _, err = cli(capsys, "run", "--table", "11", "--results-dir", str(tmp_path), "--quiet")
+    assert code == 0 and "cannot be reproduced offline" in err
+    with pytest.raises(SystemExit, match="--all runs every table"):
+        cli(capsys, "run", "--all", "--table", "2", "--results-dir", str(tmp_path))
+    code, _, err = cli(capsys, "run", "--table", "1", "--backend", "dask", "--results-dir", str(tmp_path), "--quiet")
+    assert code == 2 and "pip install 'gamer-bench[dask]'" in err
+
+
+def test_report_all_writes_a_browsable_page(tmp_path, capsys, custom_dataset):
+    results = str(tmp_path / "results")
+    cli(capsys, "run", "--table", "1", "--dataset", str(custom_dataset), "--results-dir", results, "--quiet")
+    cli(capsys, "run", "--figure", "2", "--dataset", str(custom_dataset), "--results-dir", results, "--quiet")
+    site = tmp_path / "site"
+    code, out, _ = cli(capsys, "report", "--all", "--output-dir", str(site), "--results-dir", results)
+    assert code == 0 and str(site / "index.md") in out
+    index = (site / "index.md").read_text()
+    for name in ("table-1.md", "table-1.tex", "table-1.csv", "table-1.json", "figure-2.png", "table-11.md"):
+        assert f"({name})" in index and (site / name).stat().st_size > 0, name
+    assert "cannot be reproduced offline" in (site / "table-11.md").read_text()
+    assert "+2.5%" in (site / "table-11.md").read_text()
