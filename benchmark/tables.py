@@ -363,6 +363,14 @@ _TABLE7_PAPER = [
 AUGMENTATION_TIMES = (0, 1, 2, 4, 6, 8, 10)
 
 
+_SHORTVIDEOAD_STATS = {
+    "dataset": "ShortVideoAD",
+    "users": 48779,
+    "items": 168530,
+    "sessions": 1874719,
+    "interactions": 7877083,
+}
+
 ALL_BUILTIN = ("synthetic", "ml100k-mb", "retailrocket", "taobao-sample")
 RANKING_DATASETS = ("synthetic-big", "retailrocket-rank")
 
@@ -376,13 +384,7 @@ SPECS: dict[str, TableSpec] = {
             columns=("dataset", "users", "items", "sessions", "interactions"),
             datasets=ALL_BUILTIN,
             paper=(
-                {
-                    "dataset": "ShortVideoAD",
-                    "users": 48779,
-                    "items": 168530,
-                    "sessions": 1874719,
-                    "interactions": 7877083,
-                },
+                _SHORTVIDEOAD_STATS,
                 {"dataset": "Tmall", "users": 217374, "items": 379450, "sessions": 856756, "interactions": 3818122},
                 {"dataset": "JData", "users": 10010, "items": 17100, "sessions": 195860, "interactions": 1643212},
             ),
@@ -522,13 +524,7 @@ SPECS: dict[str, TableSpec] = {
             columns=("dataset", "users", "items", "sessions", "interactions"),
             datasets=("synthetic", *RANKING_DATASETS),
             paper=(
-                {
-                    "dataset": "ShortVideoAD",
-                    "users": 48779,
-                    "items": 168530,
-                    "sessions": 1874719,
-                    "interactions": 7877083,
-                },
+                _SHORTVIDEOAD_STATS,
                 {
                     "dataset": "ShortVideoADbig",
                     "users": 553694,

@@ -122,8 +122,9 @@ class Queries:
         return self._with_history_rows(~np.asarray(drop, dtype=bool))
 
     def select(self, mask: np.ndarray) -> Queries:
-        """The queries where ``mask`` is true, in order."""
-        index = np.flatnonzero(mask)
+        """The queries where a boolean ``mask`` is true, in order, or at an index array, in its order."""
+        mask = np.asarray(mask)
+        index = np.flatnonzero(mask) if mask.dtype == bool else mask.astype(np.int64)
         hist, offsets = gather_ranges(self.offsets[index], self.offsets[index + 1])
         pos, pos_offsets = gather_ranges(self.pos_offsets[index], self.pos_offsets[index + 1])
         return Queries(

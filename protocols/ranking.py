@@ -176,7 +176,7 @@ class RankingQueries:
         index = np.asarray(index)
         index = np.flatnonzero(index) if index.dtype == bool else index.astype(np.int64)
         rows, offsets = gather_ranges(self.cand_offsets[index], self.cand_offsets[index + 1])
-        queries = _reorder(self.queries, index)
+        queries = self.queries.select(index)
         return RankingQueries(queries, self.session[index], offsets, self.candidates[rows], self.labels[rows])
 
     def summary(self) -> dict[str, float]:
@@ -213,22 +213,6 @@ class RankingQueries:
             sessions.labels,
             sessions.unexposed_conversions,
         )
-
-
-def _reorder(queries: Queries, index: np.ndarray) -> Queries:
-    hist, offsets = gather_ranges(queries.offsets[index], queries.offsets[index + 1])
-    pos, pos_offsets = gather_ranges(queries.pos_offsets[index], queries.pos_offsets[index + 1])
-    return Queries(
-        user=queries.user[index],
-        behavior=queries.behavior[index],
-        offsets=offsets,
-        item=queries.item[hist],
-        hist_behavior=queries.hist_behavior[hist],
-        timestamp=queries.timestamp[hist],
-        session=queries.session[hist],
-        pos_offsets=pos_offsets,
-        positives=queries.positives[pos],
-    )
 
 
 def ranking_queries(split: SessionSplit, part: Part) -> RankingQueries:
