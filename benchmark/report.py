@@ -167,6 +167,8 @@ def documents_for(spec: TableSpec, root: Path) -> list[Document]:
         return _ranking_documents(spec, cells)
     if spec.kind == "training-cost":
         return _training_cost_documents(spec, cells)
+    if spec.kind == "online":  # Table 11: nothing can run offline; the paper's numbers and the reason
+        return [Document(spec, None, [], [spec.note])]
     if not cells:
         return []
     if spec.kind == "dataset-stats":
