@@ -1,8 +1,22 @@
-"""Renders stored cells as tables (Markdown, LaTeX, CSV, JSON) with the paper's numbers beside ours.
+r"""Renders stored cells as tables (Markdown, LaTeX, CSV, JSON) with the paper's numbers beside ours.
 
 A document is one table at one profile: the report never mixes profiles. Data-only tables
 (Table 1, Figure 2) have no profile. A ranking row whose model has no stored result reads
 "not run"; with several seeds a value reads "mean ± std" over seeds.
+
+Our rows carry the paper's marks, drawn per column within each dataset and evaluation: bold = the
+best row, underline = the best baseline (every row but GAMER's), and ▲ / ▼ where a GAMER row is
+significantly better / worse than that best baseline on per-query values (`benchmark.stats`).
+Markdown draws ``**bold**``, ``<u>underline</u>`` and the triangle; LaTeX ``\textbf``,
+``\underline`` and ``$^{\blacktriangle}$``; JSON keeps each row's ``marks`` as they are; CSV keeps
+the plain values and adds a last column ``marks`` listing ``<column>=<words>`` per marked value,
+the words being ``bold``, ``underline``, ``better`` and ``worse`` (e.g. ``N@10=bold+better``).
+The paper's rows are never marked.
+
+Where the paper reports the same row (metric tables, Table 10, Table 6's size and epochs), the
+paper's line follows ours, then a line "Δ vs paper" with (ours - paper) / paper per column; JSON
+keeps it per row under ``vs_paper``. The data tables (Tables 1 and 9, Figure 2) describe other
+datasets than the paper's, so they put the paper's numbers beside ours without a difference.
 """
 
 from __future__ import annotations
@@ -10,6 +24,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,12 +33,25 @@ from typing import Any
 import numpy as np
 from tabulate import tabulate
 
+from benchmark.stats import compare_rows
 from benchmark.store import stored_cells
 from benchmark.tables import SPECS, TableSpec
 from protocols.ranking import PROTOCOL as CONVERSION_PROTOCOL
 
 NOT_RUN = "not run"
+DELTA = "Δ vs paper"
+DELTA_LEGEND = "Δ vs paper = (ours - paper) / paper, per column (ours: the mean over seeds)"
 FORMATS = ("markdown", "latex", "csv", "json")
+SIGNIFICANCE = {"better": "▲", "worse": "▼"}
+MARKS_LEGEND = (
+    "Marks on our rows, per column within each dataset and evaluation: bold = best; underline = best baseline "
+    "(every row but GAMER's)"
+)
+TESTS_LEGEND = (
+    "; ▲ / ▼ = better / worse than that best baseline by both a paired t-test and a Wilcoxon signed-rank test "
+    "over per-query values (each query's mean over seeds), both p < 0.05 after Holm over all row-metric "
+    "comparisons of the dataset and evaluation"
+)
 
 
 @dataclass
@@ -51,6 +79,69 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
 
 
+def is_baseline(model: str) -> bool:
+    """Every row but GAMER's (``gamer_sid``, ``gamer_cid``, ``gamer_rank`` ...) is a baseline, as in the paper."""
+    return not model.startswith("gamer")
+
+
+def _row_key(entry: dict[str, Any]) -> str:
+    return f"{entry['model']}@{entry['variant']}" if entry["variant"] else entry["model"]
+
+
+def _three_digits(p: float) -> float:
+    return float(f"{p:.3g}")
+
+
+def _per_query_runs(results: list[dict], columns: tuple[str, ...]) -> list[dict] | None:
+    """Each seed's stored per-query values of an evaluation, or None unless every seed has every column."""
+    runs = [r.get("per_query") for r in results]
+    return runs if all(run is not None and all(c in run for c in columns) for run in runs) else None
+
+
+def _mark_block(columns: tuple[str, ...], block: list[tuple[dict[str, Any], list[dict] | None]]) -> bool:
+    """Set ``entry["marks"]`` on the rows of one (dataset, evaluation) block; return whether any test ran.
+
+    ``block`` pairs each row of ours that has values with its per-query runs (None without). Per
+    column: bold = the highest mean (ties all bold); underline = the highest among baselines. Each
+    GAMER row with per-query runs is tested against its column's best baseline (the first tied one
+    with per-query runs) by `compare_rows`, whose family is then every comparison of the block.
+    A block with fewer than two rows is left unmarked: a lone row is best against nothing.
+    """
+    if len(block) < 2:
+        return False
+    entries = [entry for entry, _ in block]
+    values = np.array([[entry[c] for c in columns] for entry in entries], dtype=float)  # [rows, columns]
+    baseline = np.array([is_baseline(entry["model"]) for entry in entries])
+    best = np.fmax.reduce(values, axis=0)  # fmax: a NaN value is never best
+    best_baseline = np.fmax.reduce(np.where(baseline[:, None], values, -np.inf), axis=0)
+    bold, underline = values == best, baseline[:, None] & (values == best_baseline)
+    for i, entry in enumerate(entries):
+        entry["marks"] = {
+            c: {"bold": bool(bold[i, j]), "underline": bool(underline[i, j])} for j, c in enumerate(columns)
+        }
+    has_runs = [runs is not None for _, runs in block]
+    ours = [i for i in range(len(block)) if has_runs[i] and not baseline[i]]
+    reference = {}
+    for j, column in enumerate(columns):
+        tied = [i for i in np.flatnonzero(underline[:, j]) if has_runs[i]]
+        if tied:
+            reference[column] = int(tied[0])
+    if not ours or not reference:
+        return False
+    per_query = {i: block[i][1] for i in ours + list(reference.values())}
+    for i, by_column in compare_rows(per_query, reference, list(reference), rows=ours).items():
+        for column, test in by_column.items():
+            entries[i]["marks"][column] |= {
+                "vs_best_baseline": test["verdict"],
+                "best_baseline": _row_key(entries[test["baseline"]]),
+                "p_t": _three_digits(test["p_t"]),
+                "p_wilcoxon": _three_digits(test["p_wilcoxon"]),
+                "queries": test["n"],
+                "dropped": test["dropped"],
+            }
+    return True
+
+
 def _ranking_documents(spec: TableSpec, cells: list[dict]) -> list[Document]:
     by_profile: dict[str, list[dict]] = defaultdict(list)
     for cell in cells:
@@ -66,8 +157,10 @@ def _ranking_documents(spec: TableSpec, cells: list[dict]) -> list[Document]:
             if dataset not in datasets:
                 datasets.append(dataset)
         rows, seeds = [], set()
+        marked = tested = False
         for dataset in datasets:
             for evaluation in spec.evaluations:
+                block = []
                 for row in spec.rows:
                     found = grouped.get((dataset, row.model, row.variant), [])
                     entry: dict[str, Any] = {"dataset": dataset, "model": row.model, "variant": row.variant}
@@ -84,8 +177,12 @@ def _ranking_documents(spec: TableSpec, cells: list[dict]) -> list[Document]:
                             entry[column + " std"] = round(std, 6)
                     entry["seeds"] = sorted(c["cell"]["seed"] for c in found)
                     entry["queries"] = results[0]["queries"]
+                    entry |= _vs_paper(spec, entry, spec.columns)
                     seeds.update(entry["seeds"])
                     rows.append(entry)
+                    block.append((entry, _per_query_runs(results, spec.columns)))
+                tested |= _mark_block(spec.columns, block)
+                marked |= len(block) > 1
         tasks = sorted({e.task.value for e in spec.evaluations})
         if spec.kind == "conversion":
             protocol = f"Task: conversion prediction (Appendix D); protocol: {CONVERSION_PROTOCOL}"
@@ -96,6 +193,12 @@ def _ranking_documents(spec: TableSpec, cells: list[dict]) -> list[Document]:
             protocol,
             f"Profile: {profile}; seeds: {', '.join(map(str, sorted(seeds))) or '-'}",
         ]
+        if any("vs_paper" in row for row in rows):
+            header.append(DELTA_LEGEND)
+        if marked:
+            header.append(
+                MARKS_LEGEND + (TESTS_LEGEND if tested else "; no per-query values, so no significance tests")
+            )
         documents.append(Document(spec, profile, rows, header))
     return documents
 
@@ -120,6 +223,33 @@ def paper_row(spec: TableSpec, row: dict[str, Any]) -> tuple[dict[str, Any] | No
     return None, ""
 
 
+def relative_difference(ours: Any, paper: Any) -> float | None:
+    """``(ours - paper) / paper``, or None where it means nothing (a paper value of 0, a value not a number)."""
+    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (ours, paper))
+    if not numbers or paper == 0 or math.isnan(ours) or math.isnan(paper):
+        return None
+    return (ours - paper) / abs(paper)
+
+
+def _vs_paper(spec: TableSpec, row: dict[str, Any], columns: tuple[str, ...]) -> dict[str, Any]:
+    """``{"vs_paper": {...}}`` for a row of ours that the paper reports too, else ``{}``.
+
+    It holds the paper's dataset, its values of ``columns`` and, per column, the relative difference
+    of ours (a mean over seeds) from the paper's, rounded to four decimals (-0.4531 = 45.31 % below).
+    """
+    published, paper_dataset = paper_row(spec, row)
+    if published is None:
+        return {}
+    values = {c: published[c] for c in columns if c in published}
+    relative = {c: relative_difference(row.get(c), v) for c, v in values.items()}
+    rounded = {c: None if r is None else round(r, 4) for c, r in relative.items()}
+    return {"vs_paper": {"dataset": paper_dataset, "values": values, "relative": rounded}}
+
+
+def _relative_text(relative: float | None) -> str:
+    return "-" if relative is None else f"{100 * relative:+.1f} %"
+
+
 def _training_cost_documents(spec: TableSpec, cells: list[dict]) -> list[Document]:
     """Table 6 per profile: each row's size and training cost, and the MBGen / GAMER time ratio."""
     by_profile: dict[str, list[dict]] = defaultdict(list)
@@ -137,12 +267,15 @@ def _training_cost_documents(spec: TableSpec, cells: list[dict]) -> list[Documen
                 continue
             dataset = cell["result"].get("dataset_name", cell["cell"]["dataset"])
             datasets += [dataset] if dataset not in datasets else []
-            rows.append(entry | {"dataset": dataset} | cell["result"]["row"])
+            entry |= {"dataset": dataset} | cell["result"]["row"]
+            rows.append(entry | _vs_paper(spec, entry, ("parameters", "epochs")))
         header = [
             f"Datasets: {', '.join(datasets) or '-'} (paper: {spec.paper_dataset})",
             f"Profile: {profile}; cells run one at a time on one machine; training s includes each epoch's validation",
             training_time_ratio(rows),
         ]
+        if any("vs_paper" in row for row in rows):
+            header.append("Δ vs paper = (ours - paper) / paper, for #Parameters and epochs to best")
         documents.append(Document(spec, profile, rows, header))
     return documents
 
@@ -193,11 +326,36 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+class Marked(str):
+    """One of our values with its marks. It is the plain value as a ``str``, so whatever ignores the
+    marks (CSV cells, ``tabulate``) prints the number; the Markdown and LaTeX renderers draw them."""
+
+    bold: bool
+    underline: bool
+    verdict: str  # against the column's best baseline: "better", "worse", "n.s." or "" (not tested)
+
+    def __new__(cls, text: str, bold: bool = False, underline: bool = False, verdict: str = "") -> Marked:
+        cell = super().__new__(cls, text)
+        cell.bold, cell.underline, cell.verdict = bold, underline, verdict
+        return cell
+
+    @property
+    def words(self) -> list[str]:
+        """The marks as CSV words: ``bold``, ``underline``, ``better``, ``worse``."""
+        flags = [("bold", self.bold), ("underline", self.underline)]
+        return [word for word, on in flags if on] + ([self.verdict] if self.verdict in SIGNIFICANCE else [])
+
+
 def _cell_text(row: dict, column: str) -> str:
     value = row.get(column, "")
     if column + " std" in row:
-        return f"{value:.4f} ± {row[column + ' std']:.4f}"
-    return _fmt(value)
+        text = f"{value:.4f} ± {row[column + ' std']:.4f}"
+    else:
+        text = _fmt(value)
+    marks = row.get("marks", {}).get(column)
+    if not marks:
+        return text
+    return Marked(text, marks["bold"], marks["underline"], marks.get("vs_best_baseline", ""))
 
 
 def _grid(doc: Document) -> tuple[list[str], list[list[str]]]:
@@ -210,13 +368,16 @@ def _grid(doc: Document) -> tuple[list[str], list[list[str]]]:
         for row in doc.rows:
             lead = [row.get("evaluation", "")] if several else []
             body.append(lead + [row["label"], f"ours ({row['dataset']})"] + [_cell_text(row, c) for c in spec.columns])
-            published, paper_dataset = paper_row(spec, row)
-            if published is not None:
-                body.append(
-                    ([""] if several else [])
-                    + ["", f"paper ({paper_dataset})"]
-                    + [_fmt(published[c]) for c in spec.columns]
-                )
+            paper = row.get("vs_paper")
+            if paper is None:
+                published, paper_dataset = paper_row(spec, row)  # a row not run: the paper's line alone
+                if published is None:
+                    continue
+                paper = {"dataset": paper_dataset, "values": published}
+            lead = [""] if several else []
+            body.append(lead + ["", f"paper ({paper['dataset']})"] + [_fmt(paper["values"][c]) for c in spec.columns])
+            if "relative" in paper:
+                body.append(lead + ["", DELTA] + [_relative_text(paper["relative"][c]) for c in spec.columns])
         return headers, body
     if spec.kind == "training-cost":
         headers = ["Model", "Source", "#Parameters", "s / epoch", "epochs to best", "epochs run", "training time"]
@@ -236,6 +397,12 @@ def _grid(doc: Document) -> tuple[list[str], list[list[str]]]:
                 body.append(
                     ["", f"paper ({spec.paper_dataset})", f"{published['parameters'] / 1e6:.2f}M", "-"]
                     + [str(published["epochs"]), "-", f"~{published['hours']} h"]
+                )
+            if "vs_paper" in row:
+                relative = row["vs_paper"]["relative"]
+                body.append(
+                    ["", DELTA, _relative_text(relative["parameters"]), "-", _relative_text(relative["epochs"])]
+                    + ["-", "-"]
                 )
         return headers, body
     if spec.kind == "leakage":
@@ -257,8 +424,17 @@ def _title(doc: Document) -> str:
     return f"{name}: {doc.spec.title}" + (f" [profile: {doc.profile}]" if doc.profile else "")
 
 
+def _markdown_cell(cell: str) -> str:
+    if not isinstance(cell, Marked):
+        return cell
+    text = f"**{cell}**" if cell.bold else str(cell)
+    text = f"<u>{text}</u>" if cell.underline else text
+    return text + SIGNIFICANCE.get(cell.verdict, "")
+
+
 def to_markdown(doc: Document) -> str:
-    headers, body = _grid(doc)
+    headers, grid = _grid(doc)
+    body = [[_markdown_cell(cell) for cell in line] for line in grid]
     lines = [f"### {_title(doc)}", ""] + [f"- {h}" for h in doc.header]
     if doc.spec.note:
         lines.append(f"- Note: {doc.spec.note}")
@@ -278,6 +454,11 @@ _LATEX_ESCAPES = {
     "~": r"\textasciitilde{}",
     "^": r"\textasciicircum{}",
     "±": r"$\pm$",
+    "<": r"$<$",  # in text mode the default OT1 font encoding prints < and > as ¡ and ¿
+    ">": r"$>$",
+    "▲": r"$^{\blacktriangle}$",  # amssymb
+    "▼": r"$^{\blacktriangledown}$",
+    "Δ": r"$\Delta$",
 }
 
 
@@ -285,11 +466,21 @@ def latex_escape(text: str) -> str:
     return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in text)
 
 
+def _latex_cell(cell: str) -> str:
+    text = latex_escape(cell)
+    if not isinstance(cell, Marked):
+        return text
+    text = r"\textbf{" + text + "}" if cell.bold else text
+    text = r"\underline{" + text + "}" if cell.underline else text
+    return text + latex_escape(SIGNIFICANCE.get(cell.verdict, ""))
+
+
 def to_latex(doc: Document) -> str:
-    """A booktabs table that compiles as is (needs \\usepackage{booktabs})."""
+    """A booktabs table that compiles as is (needs \\usepackage{booktabs,amssymb}, as its first line says)."""
     headers, body = _grid(doc)
     align = "ll" + "r" * (len(headers) - 2)
     lines = [
+        r"% requires \usepackage{booktabs,amssymb}",
         r"\begin{table}[t]",
         r"\centering",
         r"\caption{" + latex_escape(_title(doc)) + " " + latex_escape("; ".join(doc.header)) + "}",
@@ -299,17 +490,26 @@ def to_latex(doc: Document) -> str:
         " & ".join(latex_escape(h) for h in headers) + r" \\",
         r"\midrule",
     ]
-    lines += [" & ".join(latex_escape(cell) for cell in line) + r" \\" for line in body]
+    lines += [" & ".join(_latex_cell(cell) for cell in line) + r" \\" for line in body]
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
     return "\n".join(lines)
 
 
+def _csv_marks(headers: list[str], line: list[str]) -> str:
+    """``HR@10=bold+better; N@10=underline``: the marks of one line, by column."""
+    marked = zip(headers, line, strict=True)
+    return "; ".join(f"{h}={'+'.join(c.words)}" for h, c in marked if isinstance(c, Marked) and c.words)
+
+
 def to_csv(doc: Document) -> str:
+    """Plain values; tables of metric rows add a last column ``marks`` (see the module docstring)."""
     headers, body = _grid(doc)
+    marks = doc.spec.has_metric_rows
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["table", "profile"] + headers)
-    writer.writerows([doc.spec.id, doc.profile or ""] + line for line in body)
+    writer.writerow(["table", "profile"] + headers + (["marks"] if marks else []))
+    for line in body:
+        writer.writerow([doc.spec.id, doc.profile or ""] + line + ([_csv_marks(headers, line)] if marks else []))
     return buffer.getvalue()
 
 

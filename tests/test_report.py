@@ -1,0 +1,50 @@
+"""The relative difference to the paper's numbers, in every format (hand-computed cases)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from benchmark.report import DELTA, documents_for, relative_difference, render, to_csv, to_latex, to_markdown
+from benchmark.store import Cell, save_cell
+from benchmark.tables import SPECS
+
+
+def test_relative_difference_is_signed_and_undefined_against_zero():
+    assert relative_difference(0.75, 0.5) == 0.5
+    assert relative_difference(0.25, 0.5) == -0.5
+    assert relative_difference(0.25, -0.5) == 1.5  # a negative paper value: the sign still says above or below
+    assert relative_difference(0.3, 0) is None
+    assert relative_difference(math.nan, 0.5) is None
+    assert relative_difference("not run", 0.5) is None
+
+
+def _store_auroc(root, model: str, seed: int, auroc: float) -> None:
+    evaluation = {"metrics": {"AUROC": auroc}, "queries": 10}
+    result = {"dataset_name": "tiny", "metrics": evaluation["metrics"], "queries": 10, "evaluations": {}}
+    result["evaluations"]["conversion"] = evaluation
+    save_cell(root, Cell("table-10", "tiny", model, "smoke", seed), result, {"seed": seed})
+
+
+def test_table10_puts_the_relative_difference_under_the_paper_line(tmp_path):
+    # DLRM 0.70 and 0.72 over two seeds: mean 0.71 against the paper's 0.7975 -> (0.71 - 0.7975) / 0.7975
+    _store_auroc(tmp_path, "dlrm", 0, 0.70)
+    _store_auroc(tmp_path, "dlrm", 1, 0.72)
+    (doc,) = documents_for(SPECS["table-10"], tmp_path)
+    dlrm = next(row for row in doc.rows if row["model"] == "dlrm")
+    assert dlrm["vs_paper"]["values"] == {"AUROC": 0.7975}
+    assert dlrm["vs_paper"]["relative"] == {"AUROC": round((0.71 - 0.7975) / 0.7975, 4)} == {"AUROC": -0.1097}
+    gamer = next(row for row in doc.rows if row["model"] == "gamer_rank")
+    assert "vs_paper" not in gamer  # not run: the paper's line alone, no difference
+
+    lines = to_markdown(doc).splitlines()
+    assert any(line.startswith("- Δ vs paper = (ours - paper) / paper") for line in lines)
+    paper_lines = [i for i, line in enumerate(lines) if "| paper (" in line]
+    assert len(paper_lines) == 2  # both models' published values are shown
+    delta_lines = [line for line in lines if f"| {DELTA}" in line]
+    assert len(delta_lines) == 1 and "-11.0 %" in delta_lines[0]
+    assert lines.index(delta_lines[0]) == paper_lines[0] + 1  # right under DLRM's paper line
+
+    assert r"$\Delta$ vs paper & -11.0 \%" in to_latex(doc)
+    assert any(line.split(",")[3:5] == [DELTA, "-11.0 %"] for line in to_csv(doc).splitlines())
+    assert json.loads(render([doc], "json"))["rows"][0]["vs_paper"]["relative"]["AUROC"] == -0.1097
