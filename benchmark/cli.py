@@ -1,4 +1,4 @@
-"""The ``gamer-bench`` command line: datasets, run, report, perf."""
+"""The ``gamer-bench`` command line: datasets, run, report, check, perf."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from baselines.registry import PROFILES
+from benchmark import check
 
 
 def _comma_list(text: str | None) -> list[str] | None:
@@ -208,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     perf.add_argument("--repeat", type=int, default=5)
     perf.add_argument("--taobao-rows", type=int, default=2_000_000, help="size of the streamed Taobao file (0: skip)")
     perf.set_defaults(func=cmd_perf)
+
+    check.add_parser(sub)
     return parser
 
 
