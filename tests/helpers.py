@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from benchmark.store import Cell, save_cell
 from protocols.queries import Queries
 
 
@@ -30,3 +31,21 @@ def queries(
         pos_offsets=np.concatenate([[0], np.cumsum([len(p) for p in positives])]).astype(np.int64),
         positives=np.array([i for p in positives for i in p], dtype=np.int64),
     )
+
+
+def store_ranking_cell(root, model: str, seed: int, per_query: dict[str, np.ndarray], users: np.ndarray) -> None:
+    """A stored Table 2 cell on `synthetic` (smoke) whose metrics are the means of the given per-query values."""
+    metrics = {column: float(np.mean(values)) for column, values in per_query.items()}
+    evaluation = {
+        "metrics": metrics,
+        "queries": len(users),
+        "per_query": {"user": users.tolist(), "behavior": [0] * len(users)}
+        | {column: np.round(values, 6).tolist() for column, values in per_query.items()},
+    }
+    result = {
+        "dataset_name": "synthetic",
+        "metrics": metrics,
+        "queries": len(users),
+        "evaluations": {"target-behavior": evaluation},
+    }
+    save_cell(root, Cell("table-2", "synthetic", model, "smoke", seed), result, {"seed": seed})

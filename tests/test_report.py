@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from helpers import store_ranking_cell
 
 from benchmark.report import DELTA, documents_for, relative_difference, render, to_csv, to_latex, to_markdown
 from benchmark.store import Cell, save_cell
-from benchmark.tables import SPECS
+from benchmark.tables import SPECS, TABLE2_METRICS
 
 
 def test_relative_difference_is_signed_and_undefined_against_zero():
@@ -48,3 +54,29 @@ def test_table10_puts_the_relative_difference_under_the_paper_line(tmp_path):
     assert r"$\Delta$ vs paper & -11.0 \%" in to_latex(doc)
     assert any(line.split(",")[3:5] == [DELTA, "-11.0 %"] for line in to_csv(doc).splitlines())
     assert json.loads(render([doc], "json"))["rows"][0]["vs_paper"]["relative"]["AUROC"] == -0.1097
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed")
+def test_latex_compiles_as_is_with_marks_differences_and_paper_only_tables(tmp_path):
+    results = tmp_path / "results"
+    rng = np.random.default_rng(0)
+    users = np.arange(30)
+    base = {column: rng.uniform(0.0, 0.5, len(users)) for column in TABLE2_METRICS}
+    for seed in (0, 1):  # GAMER clearly better: bold and ▲; SASRec underlined; mean ± std
+        store_ranking_cell(results, "sasrec", seed, {c: v + rng.normal(0, 0.01, 30) for c, v in base.items()}, users)
+        store_ranking_cell(results, "gamer_sid", seed, {c: v + 0.3 for c, v in base.items()}, users)
+    _store_auroc(results, "dlrm", 0, 0.70)
+    documents = [doc for table in ("table-2", "table-10", "table-11") for doc in documents_for(SPECS[table], results)]
+    latex = render(documents, "latex")
+    assert r"$^{\blacktriangle}$" in latex and r"$\Delta$ vs paper" in latex and "not run" in latex
+    source = "\\documentclass{article}\n\\usepackage{booktabs,amssymb}\n\\begin{document}\n"
+    (tmp_path / "tables.tex").write_text(source + latex + "\n\\end{document}\n")
+    done = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "tables.tex"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert (tmp_path / "tables.pdf").stat().st_size > 0

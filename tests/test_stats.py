@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
+from helpers import store_ranking_cell
 from scipy import stats
 
 from benchmark.report import documents_for, render, to_csv, to_latex, to_markdown
@@ -114,23 +115,6 @@ def test_queries_are_paired_by_user_and_behavior_and_averaged_over_seeds():
 # ---- end to end: stored cells -> marked report -------------------------------------------------------------
 
 
-def _store_ranking_cell(root, model: str, seed: int, per_query: dict[str, np.ndarray], users: np.ndarray) -> None:
-    metrics = {column: float(np.mean(values)) for column, values in per_query.items()}
-    evaluation = {
-        "metrics": metrics,
-        "queries": len(users),
-        "per_query": {"user": users.tolist(), "behavior": [0] * len(users)}
-        | {column: np.round(values, 6).tolist() for column, values in per_query.items()},
-    }
-    result = {
-        "dataset_name": "synthetic",
-        "metrics": metrics,
-        "queries": len(users),
-        "evaluations": {"target-behavior": evaluation},
-    }
-    save_cell(root, Cell("table-2", "synthetic", model, "smoke", seed), result, {"seed": seed})
-
-
 def _ours(line_label: str, text: str) -> str:
     return next(line for line in text.splitlines() if line_label in line and "ours (" in line)
 
@@ -145,8 +129,8 @@ def test_report_marks_best_best_baseline_and_significance(tmp_path):
         # GAMER: clearly better on every column but R@1, where it is clearly worse.
         gamer = {c: v + (-0.2 if c == "R@1" else 0.2) + rng.normal(0, 0.02, n) for c, v in baseline.items()}
         keep = users if seed == 0 else users[1:]  # seed 1 lost user 0's query: it is dropped from the pairing
-        _store_ranking_cell(tmp_path, "sasrec", seed, sasrec, users)
-        _store_ranking_cell(tmp_path, "gamer_sid", seed, {c: v[keep] for c, v in gamer.items()}, keep)
+        store_ranking_cell(tmp_path, "sasrec", seed, sasrec, users)
+        store_ranking_cell(tmp_path, "gamer_sid", seed, {c: v[keep] for c, v in gamer.items()}, keep)
 
     (doc,) = documents_for(SPECS["table-2"], tmp_path)
     rows = {row["model"]: row for row in doc.rows}
@@ -202,7 +186,7 @@ def test_rows_without_per_query_values_get_bold_and_underline_only(tmp_path):
 
 def test_a_lone_row_is_left_unmarked(tmp_path):
     users = np.arange(5)
-    _store_ranking_cell(tmp_path, "sasrec", 0, {c: np.full(5, 0.5) for c in TABLE2_METRICS}, users)
+    store_ranking_cell(tmp_path, "sasrec", 0, {c: np.full(5, 0.5) for c in TABLE2_METRICS}, users)
     (doc,) = documents_for(SPECS["table-2"], tmp_path)
     assert not any("marks" in row for row in doc.rows)
     assert not any(line.startswith("Marks") for line in doc.header)
