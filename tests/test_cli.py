@@ -285,8 +285,13 @@ def test_table6_times_training_and_reports_the_ratio(tmp_path, capsys):
     assert mbgen["training s"] > 0 and mbgen["seconds per epoch"] * mbgen["epochs run"] == pytest.approx(
         mbgen["training s"]
     )
+    # the paper's MBGen: 26.80M parameters, 154 epochs (Table 6)
+    expected = {"parameters": mbgen["parameters"] / 26.80e6 - 1, "epochs": mbgen["epochs to best"] / 154 - 1}
+    assert mbgen["vs_paper"]["relative"] == pytest.approx(expected, abs=1e-4)
     text = cli(capsys, "report", "--table", "6", "--results-dir", results)[1]
     assert "MBGen / GAMER training time without augmentation: ours " in text and "~100 h" in text
+    delta = next(line for line in text.splitlines() if line.startswith("|") and "Δ vs paper" in line)
+    assert f"{100 * expected['parameters']:+.1f} %" in delta and f"{100 * expected['epochs']:+.1f} %" in delta
 
 
 def test_table10_scores_conversions_with_both_models_and_reports_mean_and_std(tmp_path, capsys):
