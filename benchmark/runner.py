@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from collections.abc import Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -410,7 +411,10 @@ def run(
     failed: list[str] = []
     if todo:
         tasks = (delayed(_guarded_cell)(spec, cell, root) for cell in todo)
-        with backend_context(backend, jobs):
+        with backend_context(backend, jobs), warnings.catch_warnings():
+            # loky restarts a worker whose memory grew by over 300 MB during a cell (a model and its data
+            # do) and warns of a leak; the next cell simply runs in a fresh worker.
+            warnings.filterwarnings("ignore", "A worker stopped while some jobs were given", UserWarning)
             results = Parallel(n_jobs=jobs, return_as="generator")(tasks)
             for cell_notes, error in tqdm(results, total=len(todo), desc=spec.id, unit="cell", disable=not progress):
                 notes += [note for note in cell_notes if note not in notes]
