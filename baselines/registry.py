@@ -20,6 +20,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from baselines.base import Estimator
+from baselines.recency import RecencyRule
 from baselines.rule_based import RuleBased
 from gamer.profiles import decoder_profiles, ranking_profiles
 
@@ -122,6 +123,7 @@ def _seq2seq_rows() -> list[ModelEntry]:
 def _conversion_rows() -> list[ModelEntry]:
     """Table 10 (Appendix D): models that score exposed candidates instead of ranking the catalogue."""
     return [
+        ModelEntry("recency_rule", "Recency rule", RecencyRule),
         ModelEntry("dlrm", "DLRM", "baselines.dlrm:DLRM", file_profiles("dlrm")),
         ModelEntry("gamer_rank", "GAMER", "gamer.ranking:GamerRank", ranking_profiles()),
     ]

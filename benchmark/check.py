@@ -104,7 +104,7 @@ PLANS: dict[str, ReferencePlan] = {
         ReferencePlan("figure-4", ("synthetic",), ()),
         # Table 10 on a synthetic ranking log at 0.5x the embedded generator instead of its own datasets
         # (synthetic-big is 3x), so that both rows fit in the default set; seed 0 of its five.
-        ReferencePlan("table-10", ("ranking-small.toml",), ("dlrm", "gamer_rank")),
+        ReferencePlan("table-10", ("ranking-small.toml",), ("recency_rule", "dlrm", "gamer_rank")),
     )
 }
 

@@ -6,6 +6,7 @@ import numpy as np
 
 from benchmark.store import Cell, save_cell
 from protocols.queries import Queries
+from protocols.ranking import RankingQueries
 
 
 def queries(
@@ -49,3 +50,32 @@ def store_ranking_cell(root, model: str, seed: int, per_query: dict[str, np.ndar
         "evaluations": {"target-behavior": evaluation},
     }
     save_cell(root, Cell("table-2", "synthetic", model, "smoke", seed), result, {"seed": seed})
+
+
+def hand_queries(
+    histories: list[list[tuple[int, int]]], candidates: list[list[int]], labels: list[list[int]]
+) -> RankingQueries:
+    """Ranking queries with the given (item, level) histories, oldest first, and candidates with labels."""
+    flat = [pair for h in histories for pair in h]
+    item = np.array([i for i, _ in flat], dtype=np.int64)
+    level = np.array([b for _, b in flat], dtype=np.int8)
+    zeros = np.zeros(len(flat), dtype=np.int64)
+    n = len(histories)
+    queries = Queries(
+        user=np.arange(n),
+        behavior=np.ones(n, dtype=np.int8),
+        offsets=np.concatenate([[0], np.cumsum([len(h) for h in histories])]).astype(np.int64),
+        item=item,
+        hist_behavior=level,
+        timestamp=zeros,
+        session=zeros,
+        pos_offsets=np.zeros(n + 1, dtype=np.int64),
+        positives=np.zeros(0, dtype=np.int64),
+    )
+    return RankingQueries(
+        queries,
+        session=np.ones(n, dtype=np.int64),
+        cand_offsets=np.concatenate([[0], np.cumsum([len(c) for c in candidates])]).astype(np.int64),
+        candidates=np.array([c for row in candidates for c in row], dtype=np.int64),
+        labels=np.array([y for row in labels for y in row], dtype=np.int8),
+    )

@@ -294,7 +294,7 @@ def test_table6_times_training_and_reports_the_ratio(tmp_path, capsys):
     assert f"{100 * expected['parameters']:+.1f} %" in delta and f"{100 * expected['epochs']:+.1f} %" in delta
 
 
-def test_table10_scores_conversions_with_both_models_and_reports_mean_and_std(tmp_path, capsys):
+def test_table10_scores_conversions_with_every_row_and_reports_mean_and_std(tmp_path, capsys):
     toml = tmp_path / "tiny-big.toml"
     toml.write_text(
         'name = "tiny-big"\nformat = "synthetic-big"\n[synthetic]\nn_users = 60\nn_items = 300\nscale = 1\n'
@@ -302,7 +302,7 @@ def test_table10_scores_conversions_with_both_models_and_reports_mean_and_std(tm
     results = str(tmp_path / "results")
     common = ("--dataset", str(toml), "--results-dir", results, "--quiet")
     code, out, err = cli(capsys, "run", "--table", "10", "--seeds", "2", "--jobs", "2", *common)
-    assert code == 0 and "4 cell(s) computed" in out, err
+    assert code == 0 and "6 cell(s) computed" in out, err
     assert "test queries" in err and "candidates" in err
     stored = load_cell(Cell("table-10", "tiny-big", "gamer_rank", "smoke", 1).path(Path(results)))
     assert (
@@ -314,6 +314,7 @@ def test_table10_scores_conversions_with_both_models_and_reports_mean_and_std(tm
     doc = json.loads(cli(capsys, "report", "--table", "10", "--format", "json", "--results-dir", results)[1])
     rows = {r["model"]: r for r in doc["rows"]}
     assert rows["dlrm"]["seeds"] == [0, 1] and "AUROC std" in rows["gamer_rank"]
+    assert rows["recency_rule"]["AUROC std"] == 0.0 and "vs_paper" not in rows["recency_rule"]  # learns nothing
     text = cli(capsys, "report", "--table", "10", "--results-dir", results)[1]
     assert "paper (ShortVideoADbig) | 0.8353" in text and " ± " in text
     # A retrieval dataset is refused with the reason, not scored.

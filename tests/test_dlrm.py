@@ -8,11 +8,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import hand_queries
 
 from baselines.dlrm import DLRM, ConversionLoss, DLRMNet, RankingBatch
 from protocols.interactions import Interactions, Schema, SessionRule
 from protocols.metrics import auroc
-from protocols.queries import Queries
 from protocols.ranking import RANKING_BEHAVIORS, RankingQueries, ranking_queries, ranking_view
 from protocols.splits import SessionSplit
 from protocols.synthetic import SyntheticConfig, generate
@@ -28,35 +28,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def hand_queries(
-    histories: list[list[tuple[int, int]]], candidates: list[list[int]], labels: list[list[int]]
-) -> RankingQueries:
-    """Ranking queries with the given (item, level) histories, oldest first, and candidates with labels."""
-    flat = [pair for h in histories for pair in h]
-    item = np.array([i for i, _ in flat], dtype=np.int64)
-    level = np.array([b for _, b in flat], dtype=np.int8)
-    zeros = np.zeros(len(flat), dtype=np.int64)
-    n = len(histories)
-    queries = Queries(
-        user=np.arange(n),
-        behavior=np.ones(n, dtype=np.int8),
-        offsets=np.concatenate([[0], np.cumsum([len(h) for h in histories])]).astype(np.int64),
-        item=item,
-        hist_behavior=level,
-        timestamp=zeros,
-        session=zeros,
-        pos_offsets=np.zeros(n + 1, dtype=np.int64),
-        positives=np.zeros(0, dtype=np.int64),
-    )
-    return RankingQueries(
-        queries,
-        session=np.ones(n, dtype=np.int64),
-        cand_offsets=np.concatenate([[0], np.cumsum([len(c) for c in candidates])]).astype(np.int64),
-        candidates=np.array([c for row in candidates for c in row], dtype=np.int64),
-        labels=np.array([y for row in labels for y in row], dtype=np.int8),
-    )
 
 
 def planted_log(n_users: int = 120, n_items: int = 24, n_liked: int = 6, n_sessions: int = 8) -> Interactions:
