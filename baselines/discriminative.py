@@ -9,8 +9,9 @@
                [ history ]   (items of t's own session before t are not visible: Section 3.2)
 
 - **Model selection** (`SampledCandidates`): after each epoch, the target-behavior validation
-  queries are scored on 1,000 candidates each (the query's positives, then negatives drawn once,
-  uniformly, from the items the user has not met before the test session); the epoch with the best
+  queries are scored on 1,000 candidates each (the query's positives and negatives drawn once,
+  uniformly, from the items the user has not met before the test session, shuffled so that ties
+  never favour a positive); the epoch with the best
   NDCG@10 is kept, and training stops after ``patience`` epochs without improvement.
 - **Test**: full ranking over every item of the catalogue, top-k by `top_k` (``torch.topk`` on
   batches, ties broken towards the lower item index); padding can never be recommended.
@@ -222,11 +223,12 @@ def history_batch(
 
 @dataclass(frozen=True)
 class SampledCandidates:
-    """Target-behavior validation queries, each with ``[C]`` candidate items: its positives first,
-    then negatives drawn once (uniformly, without replacement) from the items the user has met
-    neither in the history nor in the validation session, i.e. never before the test session.
-    When the catalogue has fewer unseen items than needed, every unseen item is a candidate and the
-    row is padded with -1."""
+    """Target-behavior validation queries, each with ``[C]`` candidate items: its positives and
+    negatives drawn once (uniformly, without replacement) from the items the user has met neither in
+    the history nor in the validation session, i.e. never before the test session, in a seeded random
+    order, so that a tie between a positive and a negative is a coin flip, never a win (a model that
+    scores every item alike gets the chance-level NDCG@10). When the catalogue has fewer unseen items
+    than needed, every unseen item is a candidate and the row is padded with -1 at its end."""
 
     queries: Queries
     items: np.ndarray  # [q, C] int64, -1 = no candidate
@@ -251,8 +253,10 @@ class SampledCandidates:
             free_rank = np.sort(rng.choice(n_free, size=n_neg, replace=False))
             # The r-th unseen item is r plus the number of seen items at or below it.
             negatives = free_rank + np.searchsorted(seen - np.arange(len(seen)), free_rank, side="right")
-            items[q, : len(positives)] = positives
-            items[q, len(positives) : len(positives) + n_neg] = rng.permutation(negatives)
+            # Positives sit among the negatives at seeded random columns: `top_k` breaks ties towards
+            # the lower column, so positives placed first would hand a constant scorer NDCG@10 = 1.
+            row = np.concatenate([positives, negatives])
+            items[q, : len(row)] = row[rng.permutation(len(row))]
         return cls(queries, items)
 
     def __len__(self) -> int:
