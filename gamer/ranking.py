@@ -17,6 +17,17 @@ released no code for it (reference notes §10). What we chose where the appendix
 - **Where the behavior is read.** At the ``[MASK]`` token: its output, after seeing the history
   and the candidate's ID tokens, goes through the behavior head. Training therefore shows the
   model ``[MASK]`` blocks too (below); a behavior token in the history is always the true one.
+- **History behaviors as targets** (``history_behaviors``, on by default). The next-token objective
+  over both vocabularies also asks each history interaction's last ID token for the behavior token
+  that follows it. GAMER tells ID tokens their interaction's level (expert injection, Eq. 5; the
+  cross-level layer's embeddings and mask, Eqs. 2-3), which would hand that position its own label.
+  So a history interaction's ID tokens take the ``[MASK]`` level, exactly as a candidate's do, and
+  only its behavior token keeps the true level: the predicting position is blind to the label, and
+  every later token still reads the behavior token. In the cross-level layer, which keys on levels,
+  these ID tokens then act as a candidate's do: they read every earlier behavior token, and no
+  token reads them there (none lies above ``[MASK]``), so that layer sees the history's behaviors
+  through its behavior tokens; self-attention still sees every token. Scoring encodes histories the
+  same way, so that a candidate reads the history as training showed it.
 - **One pass per user, many candidates.** A training row is a user's last ``max_history``
   training interactions (true behaviors) followed by one ``[id_1 .. id_L, MASK]`` block per item
   exposed in each of those sessions (bar the first, which has no history in the window). A
@@ -24,10 +35,10 @@ released no code for it (reference notes §10). What we chose where the appendix
   strictly earlier sessions and to itself, never to another candidate, and its positions continue
   where that history ends. Scoring lays out a query's history and its candidates the same way, so
   a candidate's probability does not depend on which other candidates share its pass.
-- **Loss.** Next-ID-token cross-entropy over the history (the generative part, on the ID head;
-  behavior tokens are inputs, as in `gamer.training`) plus ``behavior_weight`` times the
-  cross-entropy of each ``[MASK]``'s behavior (exposure only, or converted). The checkpoint with
-  the best validation AUROC is kept (`gamer.training.train_decoder` with ``validate``).
+- **Loss.** Next-ID-token cross-entropy over the history (the generative part, on the ID head)
+  plus ``behavior_weight`` times the cross-entropy of each ``[MASK]``'s behavior (exposure only, or
+  converted) and, with history behaviors on, of each history interaction's behavior. The checkpoint
+  with the best validation AUROC is kept (`gamer.training.train_decoder` with ``validate``).
 """
 
 from __future__ import annotations
@@ -130,6 +141,11 @@ def encode(
     predicts its candidate's label, and with ``history_behaviors`` every history token followed by a
     behavior token predicts that behavior (behavior head; the next-token objective over both vocabularies).
 
+    With ``history_behaviors`` the history's ID tokens also take level `MASK_LEVEL`, as a candidate's
+    do, and only the behavior tokens keep the true level: the last ID token, which predicts the
+    behavior, could otherwise read its label from its own level (module docstring). This changes the
+    inputs, not only the targets, so scoring passes the value that training used.
+
     A candidate of session s takes positions after the history interactions of sessions before s.
     Vectorised: every interaction is placed with one fancy-indexed write.
     """
@@ -148,6 +164,9 @@ def encode(
     def tokens_of(items: np.ndarray, last: np.ndarray) -> np.ndarray:
         return np.concatenate([layout.item_tokens[items], last[:, None]], axis=1)
 
+    hist_levels = np.repeat(history.level[:, None], k, 1)
+    if history_behaviors:
+        hist_levels[:, : layout.id_levels] = MASK_LEVEL  # hide the label from the position that predicts it
     slot_pattern = np.append(np.arange(1, layout.id_levels + 1), 0)
     within = np.arange(k)
     columns = {
@@ -155,7 +174,7 @@ def encode(
             tokens_of(history.item, 1 + history.level),
             tokens_of(candidates.item, np.full(len(cand_row), MASK_TOKEN)),
         ),
-        "levels": (np.repeat(history.level[:, None], k, 1), np.full((len(cand_row), k), MASK_LEVEL)),
+        "levels": (hist_levels, np.full((len(cand_row), k), MASK_LEVEL)),
         "slots": (np.broadcast_to(slot_pattern, (len(hist_row), k)), np.broadcast_to(slot_pattern, (len(cand_row), k))),
         "positions": (hist_slot[:, None] * k + within, before[:, None] * k + within),
         "sessions": (np.repeat(history.session[:, None], k, 1), np.repeat(candidates.session[:, None], k, 1)),
@@ -241,7 +260,7 @@ class GamerRankNet(nn.Module):
 
 class RankLoss(nn.Module):
     """Summed next-ID-token cross-entropy (on logits / temperature) plus ``behavior_weight`` times the
-    summed behavior cross-entropy at the [MASK] tokens; a module so that DDP can wrap it."""
+    summed behavior cross-entropy at the behavior targets; a module so that DDP can wrap it."""
 
     def __init__(self, net: GamerRankNet, temperature: float, behavior_weight: float) -> None:
         super().__init__()
@@ -419,7 +438,8 @@ class GamerRank(RankingModel):
         scores = []
         for start in range(0, n_rows, self.eval_batch):
             index = np.arange(start, min(start + self.eval_batch, n_rows))
-            batch = encode(self.layout_, *select_rows(history, candidates, index)).to(self.device_)
+            rows = select_rows(history, candidates, index)
+            batch = encode(self.layout_, *rows, history_behaviors=self.history_behaviors).to(self.device_)
             hidden = self.net_.hidden(
                 batch.tokens, batch.levels, batch.slots, batch.positions, batch.sessions, batch.blocks
             )

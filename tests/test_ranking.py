@@ -7,10 +7,13 @@ import numpy as np
 import pytest
 import torch
 
+from gamer.model import DecoderConfig
 from gamer.ranking import (
     MASK_LEVEL,
     MASK_TOKEN,
+    N_BEHAVIORS,
     GamerRank,
+    GamerRankNet,
     Interactions1D,
     RankLayout,
     encode,
@@ -171,6 +174,14 @@ def test_layout_item_tokens_then_behavior_and_mask_blocks_after_the_history():
     assert batch.mask_slots[0].nonzero().flatten().tolist() == [8, 11]
     assert batch.labels[0][batch.mask_slots[0]].tolist() == [1, 0]
     assert batch.n_targets == 3 + 2
+    # With history behaviors, the history's ID tokens hide their level as a candidate's do; its behavior
+    # tokens keep theirs, and the last ID token before each predicts it (2 more targets).
+    with_behaviors = encode(LAYOUT, history, candidates, history_behaviors=True)
+    hidden_id = [MASK_LEVEL] * LAYOUT.id_levels
+    assert with_behaviors.levels[0].tolist() == [*hidden_id, 0, *hidden_id, 1] + [MASK_LEVEL] * 6
+    assert with_behaviors.behavior_mask[0].nonzero().flatten().tolist() == [1, 4, 8, 11]
+    assert with_behaviors.labels[0][with_behaviors.behavior_mask[0]].tolist() == [0, 1, 1, 0]
+    assert torch.equal(with_behaviors.tokens, batch.tokens) and with_behaviors.n_targets == 3 + 4
 
 
 def test_candidate_blocks_see_earlier_sessions_and_themselves_only():
@@ -183,6 +194,39 @@ def test_candidate_blocks_see_earlier_sessions_and_themselves_only():
     assert allowed[7].tolist() == [True, True, False, False, False, False, True, True, False]  # session 1
     assert allowed[6].tolist() == [True, True, False, False, False, False, True, False, False]  # causal in block
     assert not allowed[8].any() and not allowed[:, 8].any()  # pads take no part
+
+
+@pytest.mark.parametrize("architecture", ["gamer", "gamer_every_block"])
+def test_a_history_behavior_target_is_predicted_without_seeing_its_label(architecture):
+    # One row: items 0, 1, 2 (exposure, <varied>, conversion), then a candidate. With history behaviors
+    # on, item 1's last ID token (position 4) predicts item 1's behavior: its hidden state, and those it
+    # reads, must be the same whichever the behavior (levels route experts, inject and mask by level).
+    config = getattr(DecoderConfig, architecture)(
+        vocab_size=LAYOUT.vocab_size,
+        n_behaviors=N_BEHAVIORS + 1,
+        id_levels=LAYOUT.id_levels,
+        d_model=16,
+        n_layers=2,
+        n_heads=2,
+        n_kv_heads=1,
+        head_dim=8,
+        d_ff=32,
+        behavior_dim=8,
+    )
+    torch.manual_seed(0)
+    net = GamerRankNet(config, LAYOUT.id_offset).double().eval()
+    candidates = Interactions1D(np.array([0, 1]), np.array([0]), np.full(1, MASK_LEVEL), np.array([2]), np.array([1]))
+    hidden = []
+    for label in (0, 1):
+        history = Interactions1D(np.array([0, 3]), np.array([0, 1, 2]), np.array([0, label, 1]), np.array([0, 1, 1]))
+        batch = encode(LAYOUT, history, candidates, history_behaviors=True)
+        assert batch.behavior_mask[0, 4] and batch.labels[0, 4] == label
+        with torch.no_grad():
+            states = net.hidden(batch.tokens, batch.levels, batch.slots, batch.positions, batch.sessions, batch.blocks)
+        hidden.append(states[0])
+    assert torch.equal(hidden[0][: 4 + 1], hidden[1][: 4 + 1])
+    # Later tokens do read the behavior token (position 5), so the rows differ from there on.
+    assert not torch.equal(hidden[0][5], hidden[1][5])
 
 
 def tiny_gamer_rank(**overrides) -> GamerRank:
