@@ -39,7 +39,7 @@ from torch import Tensor, nn
 
 from baselines.base import Ranking, Recommender
 from baselines.batch import SequenceBatch
-from gamer.training import resolve_device
+from gamer.training import STOP_EPOCH_CAP, STOP_PATIENCE, resolve_device
 from protocols import metrics
 from protocols.interactions import Interactions
 from protocols.queries import Queries, ragged_rows
@@ -271,7 +271,7 @@ class TrainingLog:
     epochs: list[dict[str, float]]
     best_epoch: int = 0
     best_score: float = -math.inf
-    stopped_early: bool = False
+    stop_reason: str = STOP_EPOCH_CAP  # or STOP_PATIENCE (gamer.training)
 
 
 class DiscriminativeRecommender(Recommender):
@@ -330,12 +330,12 @@ class DiscriminativeRecommender(Recommender):
             loss = self._train_epoch(optimizer, rng)
             train_s = time.perf_counter() - start
             score = self.validation_score(candidates)
-            log.epochs.append({"epoch": epoch, "loss": loss, VALIDATION_METRIC: score, "train_s": train_s})
+            log.epochs.append({"epoch": epoch, "train_loss": loss, VALIDATION_METRIC: score, "train_s": train_s})
             if score > log.best_score:
                 log.best_epoch, log.best_score = epoch, score
                 best_state = copy.deepcopy(self.module_.state_dict())
             elif epoch - log.best_epoch >= t["patience"]:
-                log.stopped_early = True
+                log.stop_reason = STOP_PATIENCE
                 break
         if best_state is not None:
             self.module_.load_state_dict(best_state)  # the checkpoint that scored best is the one tested
@@ -380,7 +380,7 @@ class DiscriminativeRecommender(Recommender):
                 "best_epoch": self.log_.best_epoch,
                 f"best_valid_{VALIDATION_METRIC}": self.log_.best_score,
                 "epochs_run": len(self.log_.epochs),
-                "stopped_early": self.log_.stopped_early,
+                "stop_reason": self.log_.stop_reason,
                 "history": self.log_.epochs,
             },
         }

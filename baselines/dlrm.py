@@ -368,6 +368,6 @@ class DLRM(RankingModel):
         return {
             "parameters": sum(p.numel() for p in self.model_.parameters()),
             "training_queries": self.n_train_queries_,
-            "training": asdict(self.training_) | {"history": self.training_.history[-3:]},
+            "training": asdict(self.training_),  # every epoch's record and why training stopped
             "valid_auroc": 1.0 - self.training_.best_valid_loss,
         }

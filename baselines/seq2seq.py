@@ -343,5 +343,5 @@ class Seq2SeqRecommender(Recommender):
             "parameters": sum(p.numel() for p in self.model_.parameters()),
             "augmentation": str(self.augmentation_),
             "training_samples": self.n_samples_,
-            "training": asdict(self.training_) | {"history": self.training_.history[-3:]},
+            "training": asdict(self.training_),  # every epoch's record and why training stopped
         }

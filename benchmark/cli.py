@@ -55,6 +55,24 @@ def _run_specs(args: argparse.Namespace) -> list:
     return [_target_spec(args)]
 
 
+def _print_cell_summaries(spec, root: Path, cells: list, profile: str) -> None:
+    """Per computed cell: minutes, epochs, best epoch, why training stopped, the headline metric."""
+    from tabulate import tabulate
+
+    from benchmark import runner
+    from benchmark.report import SMOKE_LABEL
+
+    lines = runner.cell_summaries(spec, root, cells)
+    if not lines:
+        return
+    print(tabulate(lines, headers="keys", tablefmt="github", disable_numparse=True))
+    if profile == "smoke":
+        print(SMOKE_LABEL)
+    capped = [f"{x['row']} ({x['dataset']}, seed {x['seed']})" for x in lines if x["stopped by"] == "epoch cap"]
+    if capped and profile != "smoke":
+        print(f"not converged, stopped at the epoch cap: {', '.join(capped)}", file=sys.stderr)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from benchmark import runner
     from benchmark.store import results_dir
@@ -84,6 +102,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         for line in report.failed:
             print(f"failed: {line}", file=sys.stderr)
         failed += len(report.failed)
+        _print_cell_summaries(spec, root, report.computed, args.profile)
         print(
             f"{spec.id}: {len(report.computed)} cell(s) computed, {len(report.reused)} reused"
             + (f", {len(report.failed)} failed" if report.failed else "")

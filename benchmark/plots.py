@@ -79,5 +79,6 @@ def plot_ranking_figure(doc: Document, path: Path, metrics: tuple[str, ...] = ("
         ax.set_title(metric)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle(f"{doc.spec.id} [{doc.profile}]", fontsize=9)
+    label = "smoke: pipeline check, models undertrained" if doc.profile == "smoke" else doc.profile
+    fig.suptitle(f"{doc.spec.id} [{label}]", fontsize=9)
     return _save(fig, path)

@@ -34,11 +34,14 @@ import numpy as np
 from tabulate import tabulate
 
 from benchmark.stats import compare_rows
-from benchmark.store import stored_cells
+from benchmark.store import stored_cells, training_record
 from benchmark.tables import SPECS, TableSpec
 from protocols.ranking import PROTOCOL as CONVERSION_PROTOCOL
 
 NOT_RUN = "not run"
+SMOKE_LABEL = "smoke: pipeline check, models undertrained (never compare rows at this profile)"
+CAP_MARK = "†"
+CAP_LEGEND = f"{CAP_MARK} = stopped at the epoch cap, not at its plateau (a seed at least): not converged"
 DELTA = "Δ vs paper"
 DELTA_LEGEND = "Δ vs paper = (ours - paper) / paper, per column (ours: the mean over seeds)"
 FORMATS = ("markdown", "latex", "csv", "json")
@@ -177,6 +180,7 @@ def _ranking_documents(spec: TableSpec, cells: list[dict]) -> list[Document]:
                             entry[column + " std"] = round(std, 6)
                     entry["seeds"] = sorted(c["cell"]["seed"] for c in found)
                     entry["queries"] = results[0]["queries"]
+                    entry |= _stopped_by(found)
                     entry |= _vs_paper(spec, entry, {c: c for c in spec.columns})
                     seeds.update(entry["seeds"])
                     rows.append(entry)
@@ -192,7 +196,7 @@ def _ranking_documents(spec: TableSpec, cells: list[dict]) -> list[Document]:
             f"Datasets: {', '.join(datasets)} (paper: {spec.paper_dataset})",
             protocol,
             f"Profile: {profile}; seeds: {', '.join(map(str, sorted(seeds))) or '-'}",
-        ]
+        ] + _training_legend(profile, rows)
         if any("vs_paper" in row for row in rows):
             header.append(DELTA_LEGEND)
         if marked:
@@ -201,6 +205,25 @@ def _ranking_documents(spec: TableSpec, cells: list[dict]) -> list[Document]:
             )
         documents.append(Document(spec, profile, rows, header))
     return documents
+
+
+def _stopped_by(cells: list[dict]) -> dict[str, Any]:
+    """``{"stopped_by": {seed: reason}}`` for rows that train (see `benchmark.store.training_record`)."""
+    records = {c["cell"]["seed"]: training_record(c["result"]) for c in cells}
+    reasons = {str(seed): r["stop_reason"] for seed, r in sorted(records.items()) if r is not None}
+    return {"stopped_by": reasons} if reasons else {}
+
+
+def capped(row: dict[str, Any]) -> bool:
+    """A row at least one of whose seeds stopped at the epoch cap, not at its plateau."""
+    return "epoch cap" in row.get("stopped_by", {}).values()
+
+
+def _training_legend(profile: str | None, rows: list[dict[str, Any]]) -> list[str]:
+    """The smoke label, or outside smoke the mark of rows that did not converge."""
+    if profile == "smoke":
+        return [SMOKE_LABEL]
+    return [CAP_LEGEND] if any(capped(row) for row in rows) else []
 
 
 def paper_value_key(row: dict[str, Any]) -> tuple[str, str, str]:
@@ -269,13 +292,13 @@ def _training_cost_documents(spec: TableSpec, cells: list[dict]) -> list[Documen
                 continue
             dataset = cell["result"].get("dataset_name", cell["cell"]["dataset"])
             datasets += [dataset] if dataset not in datasets else []
-            entry |= {"dataset": dataset} | cell["result"]["row"]
+            entry |= {"dataset": dataset} | cell["result"]["row"] | _stopped_by([cell])
             rows.append(entry | _vs_paper(spec, entry, {"parameters": "parameters", "epochs": "epochs to best"}))
         header = [
             f"Datasets: {', '.join(datasets) or '-'} (paper: {spec.paper_dataset})",
             f"Profile: {profile}; cells run one at a time on one machine; training s includes each epoch's validation",
             training_time_ratio(rows),
-        ]
+        ] + _training_legend(profile, rows)
         if any("vs_paper" in row for row in rows):
             header.append("Δ vs paper = (ours - paper) / paper, for #Parameters and epochs to best")
         documents.append(Document(spec, profile, rows, header))
@@ -360,6 +383,11 @@ def _cell_text(row: dict, column: str) -> str:
     return Marked(text, marks["bold"], marks["underline"], marks.get("vs_best_baseline", ""))
 
 
+def _label(doc: Document, row: dict[str, Any]) -> str:
+    """A row's name, marked where it did not converge (at smoke no row does: the header says so once)."""
+    return row["label"] + (CAP_MARK if doc.profile != "smoke" and capped(row) else "")
+
+
 def _grid(doc: Document) -> tuple[list[str], list[list[str]]]:
     """Headers and body lines, ours and the paper's beside each other."""
     spec = doc.spec
@@ -369,7 +397,9 @@ def _grid(doc: Document) -> tuple[list[str], list[list[str]]]:
         body = []
         for row in doc.rows:
             lead = [row.get("evaluation", "")] if several else []
-            body.append(lead + [row["label"], f"ours ({row['dataset']})"] + [_cell_text(row, c) for c in spec.columns])
+            body.append(
+                lead + [_label(doc, row), f"ours ({row['dataset']})"] + [_cell_text(row, c) for c in spec.columns]
+            )
             paper = row.get("vs_paper")
             if paper is None:
                 published, paper_dataset = paper_row(spec, row)  # a row not run: the paper's line alone
@@ -390,7 +420,8 @@ def _grid(doc: Document) -> tuple[list[str], list[list[str]]]:
                 body.append([row["label"], "ours"] + [NOT_RUN] * 5)
             else:
                 body.append(
-                    [row["label"], f"ours ({row['dataset']})", f"{row['parameters'] / 1e6:.2f}M"]
+                    [_label(doc, row), f"ours ({row['dataset']})"]
+                    + [f"{row['parameters'] / 1e6:.2f}M"]
                     + [f"{row['seconds per epoch']:.1f} s", str(row["epochs to best"]), str(row["epochs run"])]
                     + [f"{row['training s']:.0f} s"]
                 )

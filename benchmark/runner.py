@@ -21,7 +21,7 @@ from joblib import Parallel, delayed, parallel_config
 from tqdm import tqdm
 
 from baselines import registry
-from benchmark.store import Cell, load_cell, provenance, save_cell
+from benchmark.store import Cell, load_cell, provenance, save_cell, training_record
 from benchmark.tables import Evaluation, Row, TableSpec
 from protocols import metrics
 from protocols.catalog import resolve
@@ -271,7 +271,7 @@ def _training_cost(spec: TableSpec, cell: Cell, timings: dict[str, float]) -> di
     row = {
         "parameters": info["parameters"],
         "seconds per epoch": training["seconds"] / max(training["epochs_run"], 1),
-        "epochs to best": training["best_epoch"] + 1,  # epochs are counted from 0 in the training log
+        "epochs to best": training["best_epoch"],  # epochs are counted from 1 in the training log
         "epochs run": training["epochs_run"],
         "training s": training["seconds"],
     }
@@ -421,6 +421,32 @@ def run(
                 failed += [error] if error else []
     computed = [cell for cell in todo if not any(e.startswith(cell.describe() + ":") for e in failed)]
     return RunReport(computed, reused, skipped, notes, failed)
+
+
+def cell_summaries(spec: TableSpec, root: Path, cells: Iterable[Cell]) -> list[dict[str, Any]]:
+    """One line per stored cell: wall time, training record and the table's headline metric, so a run
+    shows what each row cost and whether it stopped at its plateau (patience) or at the epoch cap."""
+    headline = "N@10" if "N@10" in spec.columns else (spec.columns[0] if spec.columns else None)
+    lines = []
+    for cell in cells:
+        stored = load_cell(cell.path(root))
+        if stored is None or not cell.model:
+            continue
+        record = training_record(stored["result"]) or {"epochs_run": "-", "best_epoch": "-", "stop_reason": "-"}
+        metric = stored["result"].get("metrics", {}).get(headline) if headline else None
+        lines.append(
+            {
+                "row": cell.row_key,
+                "dataset": cell.dataset,
+                "seed": cell.seed,
+                "minutes": round(stored["provenance"]["timings"].get("total_s", float("nan")) / 60, 2),
+                "epochs": record["epochs_run"],
+                "best": record["best_epoch"],
+                "stopped by": record["stop_reason"],
+                headline or "metric": "-" if metric is None else round(metric, 4),
+            }
+        )
+    return lines
 
 
 def _json_roundtrip(value: Any) -> Any:

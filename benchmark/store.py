@@ -138,3 +138,12 @@ def stored_cells(root: Path, table: str) -> list[dict[str, Any]]:
         return []
     cells = (load_cell(p) for p in sorted(folder.rglob("*.json")) if not p.name.startswith(".tmp-"))
     return [c for c in cells if c is not None]
+
+
+def training_record(result: dict[str, Any]) -> dict[str, Any] | None:
+    """How a stored cell's model trained: epochs run, best epoch (from 1) and why it stopped; None for
+    cells without training (data tables, Rule-Based, the recency rule)."""
+    training = result.get("model", {}).get("training")
+    if not isinstance(training, dict) or "stop_reason" not in training:
+        return None
+    return {key: training[key] for key in ("epochs_run", "best_epoch", "stop_reason")}

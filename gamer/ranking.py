@@ -452,9 +452,10 @@ class GamerRank(RankingModel):
 
     def describe(self) -> dict[str, Any]:
         return {
-            "tokenizer": {"name": self.tokenizer_.name, "codebook_sizes": list(self.tokenizer_.codebook_sizes)},
+            "tokenizer": {"name": self.tokenizer_.name, "codebook_sizes": list(self.tokenizer_.codebook_sizes)}
+            | {k: v for k, v in self.tokenizer_.meta.items() if isinstance(v, int | float | str)},
             "parameters": self.net_.num_parameters(),
-            "training": asdict(self.training_) | {"history": self.training_.history[-3:]},
+            "training": asdict(self.training_),  # every epoch's record and why training stopped
             "valid_auroc": 1.0 - self.training_.best_valid_loss,
             "train_rows": self.train_summary_,
         }

@@ -191,5 +191,5 @@ class GenerativeRecommender(Recommender):
             | {k: v for k, v in self.tokenizer_.meta.items() if isinstance(v, int | float | str)},
             "parameters": self.model_.num_parameters(),
             "augmentation": str(self.augmentation_),
-            "training": asdict(self.training_) | {"history": self.training_.history[-3:]},
+            "training": asdict(self.training_),  # every epoch's record and why training stopped
         }

@@ -46,13 +46,20 @@ class TrainConfig:
     device: str = "cpu"
 
 
+# Why training stopped, as every stored cell records it (the report flags "epoch cap" outside smoke):
+# the validation criterion stopped improving for ``patience`` epochs; the profile's epoch cap came
+# first; or the cap was lifted to reach ``min_steps`` optimiser steps and that came first.
+STOP_PATIENCE, STOP_EPOCH_CAP, STOP_MIN_STEPS = "patience", "epoch cap", "min_steps"
+
+
 @dataclass
 class TrainResult:
-    best_epoch: int
+    best_epoch: int  # counted from 1, as in every record of ``history``
     best_valid_loss: float
     epochs_run: int
     seconds: float
-    history: list[dict[str, float]] = field(default_factory=list)
+    history: list[dict[str, float]] = field(default_factory=list)  # one record per epoch
+    stop_reason: str = STOP_EPOCH_CAP
 
 
 class NextTokenLoss(torch.nn.Module):
@@ -185,11 +192,12 @@ def train_decoder(
     epochs = max(config.epochs, math.ceil(config.min_steps / steps_per_epoch))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(steps_per_epoch * epochs, config))
     rng = np.random.default_rng(config.seed)
-    best = (math.inf, -1, copy.deepcopy(model.state_dict()))
+    best = (math.inf, 0, copy.deepcopy(model.state_dict()))
     history: list[dict[str, float]] = []
     start = time.perf_counter()
     epoch = 0
-    for epoch in range(epochs):
+    stop_reason = STOP_EPOCH_CAP if epochs == config.epochs else STOP_MIN_STEPS
+    for epoch in range(1, epochs + 1):
         model.train()
         order = rng.permutation(n_sequences)
         train_loss, train_tokens = 0.0, 0
@@ -232,6 +240,7 @@ def train_decoder(
         if valid_loss < best[0]:
             best = (valid_loss, epoch, copy.deepcopy(model.state_dict()))
         elif epoch - best[1] >= config.patience:
+            stop_reason = STOP_PATIENCE
             break
     model.load_state_dict(best[2])
-    return TrainResult(best[1], best[0], epoch + 1, time.perf_counter() - start, history)
+    return TrainResult(best[1], best[0], epoch, time.perf_counter() - start, history, stop_reason)

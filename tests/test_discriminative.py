@@ -182,7 +182,7 @@ def test_early_stopping_keeps_the_best_checkpoint_and_stops_after_patience():
     split = SessionSplit.from_interactions(generate(SyntheticConfig(n_users=30, n_items=120, seed=1)))
     model = _Scripted(seed=0, patience=2, max_epochs=6).fit(split.train, split.queries("valid"))
     assert [e["epoch"] for e in model.log_.epochs] == [1, 2, 3, 4]  # epochs 3 and 4 do not beat 0.3
-    assert model.log_.best_epoch == 2 and model.log_.stopped_early
+    assert model.log_.best_epoch == 2 and model.log_.stop_reason == "patience"
     assert model.module_.weight.item() == 2.0  # the tested model is the one saved at the best epoch
 
 

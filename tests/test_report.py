@@ -81,3 +81,40 @@ def test_latex_compiles_as_is_with_marks_differences_and_paper_only_tables(tmp_p
     )
     assert done.returncode == 0, done.stdout[-3000:]
     assert (tmp_path / "tables.pdf").stat().st_size > 0
+
+
+def _store_trained(root, model: str, profile: str, seed: int, stop_reason: str, n10: float) -> None:
+    evaluation = {"metrics": {c: n10 for c in TABLE2_METRICS}, "queries": 10}
+    training = {"epochs_run": 7, "best_epoch": 7 if stop_reason == "epoch cap" else 2, "stop_reason": stop_reason}
+    result = {
+        "dataset_name": "synthetic",
+        "metrics": evaluation["metrics"],
+        "queries": 10,
+        "evaluations": {"target-behavior": evaluation},
+        "model": {"training": training | {"history": []}},
+    }
+    save_cell(root, Cell("table-2", "synthetic", model, profile, seed), result, {"seed": seed})
+
+
+def test_a_row_stopped_at_the_epoch_cap_is_marked_outside_smoke(tmp_path):
+    _store_trained(tmp_path, "sasrec", "cpu", 0, "patience", 0.2)
+    _store_trained(tmp_path, "gru4rec", "cpu", 0, "patience", 0.1)
+    _store_trained(tmp_path, "gru4rec", "cpu", 1, "epoch cap", 0.1)  # one seed of two is enough to flag
+    (doc,) = documents_for(SPECS["table-2"], tmp_path)
+    rows = {row["model"]: row for row in doc.rows if "stopped_by" in row}
+    assert rows["gru4rec"]["stopped_by"] == {"0": "patience", "1": "epoch cap"}
+    text = to_markdown(doc)
+    assert "GRU4Rec†" in text and "SASRec†" not in text and "stopped at the epoch cap" in text
+    assert "pipeline check" not in text
+    rendered = json.loads(render([doc], "json"))
+    rendered = rendered[0] if isinstance(rendered, list) else rendered
+    (gru,) = [row for row in rendered["rows"] if row["model"] == "gru4rec"]
+    assert gru["stopped_by"] == {"0": "patience", "1": "epoch cap"}
+
+
+def test_smoke_tables_say_they_are_pipeline_checks(tmp_path):
+    _store_trained(tmp_path, "sasrec", "smoke", 0, "epoch cap", 0.2)
+    (doc,) = documents_for(SPECS["table-2"], tmp_path)
+    text = to_markdown(doc)
+    assert "smoke: pipeline check, models undertrained" in text
+    assert "SASRec†" not in text  # at smoke every row is undertrained by design: the label says it once

@@ -1,0 +1,68 @@
+"""`gamer.training.train_decoder`: the per-epoch record and why training stopped, on a scripted criterion."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from gamer.training import STOP_EPOCH_CAP, STOP_MIN_STEPS, STOP_PATIENCE, TrainConfig, train_decoder
+
+
+class _Batch:
+    """One scalar target: the loss is (w - 1)^2 summed over ``n_targets`` copies."""
+
+    n_targets = 4
+
+    def to(self, device):
+        return self
+
+    def loss_inputs(self):
+        return (torch.ones(self.n_targets),)
+
+
+class _Loss(torch.nn.Module):
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, target: torch.Tensor) -> torch.Tensor:
+        return ((self.model.weight.sum() - target) ** 2).sum()
+
+
+def _train(script: list[float], **config) -> tuple:
+    model = torch.nn.Linear(1, 1, bias=False)
+    values = iter(script)
+    result = train_decoder(
+        model,
+        lambda index: _Batch(),
+        n_sequences=8,
+        valid_batches=[],
+        config=TrainConfig(batch_size=8, micro_batch=8, lr=0.1, seed=0, **config),
+        criterion=_Loss(model),
+        validate=lambda: next(values),
+    )
+    return result
+
+
+def test_patience_stops_training_and_says_so():
+    result = _train([3.0, 2.0, 2.5, 2.4, 1.0], epochs=5, patience=2)
+    assert result.stop_reason == STOP_PATIENCE
+    assert result.epochs_run == 4 and result.best_epoch == 2
+    assert [r["valid_loss"] for r in result.history] == [3.0, 2.0, 2.5, 2.4]  # one record per epoch
+    assert [r["epoch"] for r in result.history] == [1, 2, 3, 4]
+    assert all(np.isfinite(r["train_loss"]) for r in result.history)
+
+
+def test_a_run_still_improving_at_the_last_epoch_stopped_at_the_cap():
+    result = _train([3.0, 2.0, 1.0], epochs=3, patience=2)
+    assert result.stop_reason == STOP_EPOCH_CAP and result.epochs_run == 3 and result.best_epoch == 3
+
+
+@pytest.mark.parametrize(
+    ("script", "reason"), [([3.0, 2.0, 1.0, 0.5], STOP_MIN_STEPS), ([3.0, 4.0, 5.0], STOP_PATIENCE)]
+)
+def test_min_steps_lifts_the_cap_and_is_named_when_it_ends_training(script, reason):
+    # One step per epoch, so min_steps = 4 lifts a 2-epoch cap to 4 epochs.
+    result = _train(script, epochs=2, patience=2, min_steps=4)
+    assert result.stop_reason == reason
