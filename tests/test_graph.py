@@ -14,12 +14,15 @@ from baselines.graph import (
     MBGMN,
     BehaviorGraph,
     ContrastSample,
+    MBGMNModule,
     SMBRec,
+    SMBRecModule,
     build_graphs,
     normalized_adjacency,
     star_contrastive_loss,
 )
 from protocols import Interactions, Schema, SessionRule, SessionSplit
+from protocols.queries import ragged_rows
 from protocols.synthetic import SyntheticConfig, generate
 
 if sys.version_info >= (3, 11):
@@ -141,7 +144,7 @@ def test_same_seed_same_scores_and_the_cache_follows_the_best_checkpoint(name, s
     assert torch.equal(scores, b._item_scores(queries))
     # The cached ranking state matches a fresh forward pass of the restored (best) parameters.
     with torch.no_grad():
-        fresh = a.module_.score(a.module_.ranking_state(), torch.from_numpy(queries.user))
+        fresh = a.module_.score(a.module_.ranking_state(a.query_graphs(queries)), torch.from_numpy(queries.user))
     assert torch.equal(scores, fresh)
     assert not torch.equal(scores, fit(name, synthetic, seed=4)._item_scores(queries))
 
@@ -149,23 +152,126 @@ def test_same_seed_same_scores_and_the_cache_follows_the_best_checkpoint(name, s
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_training_loss_decreases_on_a_tiny_log(name, synthetic):
     rec = fit(name, synthetic, max_epochs=6, patience=100, learning_rate=1e-2)
-    losses = [e["loss"] for e in rec.log_.epochs]
+    losses = [e["train_loss"] for e in rec.log_.epochs]
     assert len(losses) == 6 and all(np.isfinite(losses))
     assert losses[-1] < losses[0]
 
 
 def test_mbgmn_meta_scorer_is_the_predictor_on_combined_and_target(synthetic):
-    rec = fit("mbgmn", synthetic, max_epochs=1, scorer="meta")
+    rec = fit("mbgmn", synthetic, max_epochs=1, scorer="meta", shortlist=0)  # every item by the predictor
     m = rec.module_
     users = torch.tensor([0, 5, 7])
     with torch.no_grad():
-        state = m.ranking_state()
+        state = m.ranking_state(rec.graphs_)
         scores = m.score(state, users)
         reps_u, reps_i = state
         items = torch.tensor([0, 17, synthetic.interactions.n_items - 1])
         direct = m.predictor(reps_u[-1][users], reps_i[-1][items], reps_u[2][users], reps_i[2][items])
     assert scores.shape == (3, synthetic.interactions.n_items)
     np.testing.assert_allclose(scores[torch.arange(3), items].numpy(), direct.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def all_scores(rec, queries) -> torch.Tensor:
+    """``[q, n_items]`` through the public path (`scores`, batched), as `recommend` ranks them."""
+    return torch.cat(list(rec.scores(queries)))
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_a_validation_session_interaction_changes_the_test_scores(name, synthetic):
+    rec = fit(name, synthetic)
+    inter, test = synthetic.interactions, synthetic.queries("test")
+    # A user whose validation session holds an edge the training graphs lack (not a repeat).
+    rows = synthetic.session_rows("valid")
+    known = np.zeros(len(rows), dtype=bool)
+    for level, g in enumerate(rec.graphs_):
+        at = inter.behavior[rows] == level
+        known[at] = g.contains(inter.user[rows[at]], inter.item[rows[at]])
+    user = int(inter.user[rows[np.flatnonzero(~known)[0]]])
+    # Every query of that user loses its validation session; the other queries keep theirs.
+    valid_session = inter.session[synthetic.valid_start[user]]
+    drop = (test.user[ragged_rows(test.offsets)] == user) & (test.session == valid_session)
+    assert drop.any()
+    mine = torch.from_numpy(test.user == user)
+    with_valid, without_valid = all_scores(rec, test), all_scores(rec, test.drop_history(drop))
+    assert not torch.allclose(with_valid[mine], without_valid[mine])
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_test_queries_are_answered_on_every_interaction_before_the_test_session(name, synthetic):
+    rec = fit(name, synthetic, max_epochs=1)
+    inter = synthetic.interactions
+    pre_test = build_graphs(inter.take(np.arange(len(inter)) < synthetic.test_start[inter.user]))
+    test = synthetic.queries("test")
+    target = test.behavior == inter.schema.target_level
+    assert len(np.unique(test.user[target])) < inter.n_users  # the others' validation sessions come from `valid`
+    for queries in (test, test.select(target), test.select(np.arange(3))):
+        for got, want in zip(rec.query_graphs(queries), pre_test, strict=True):
+            np.testing.assert_array_equal(got.keys, want.keys)
+    # So a user's scores do not depend on which other test queries are asked.
+    only_target = all_scores(rec, test.select(target))
+    np.testing.assert_allclose(only_target, all_scores(rec, test)[torch.from_numpy(target)], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_validation_scores_on_the_training_graphs(name, synthetic, monkeypatch):
+    module_class = {"mbgmn": MBGMNModule, "smbrec": SMBRecModule}[name]
+    propagated = []
+    forward = module_class.ranking_state
+
+    def recording(module, graphs):
+        propagated.append([g.keys for g in graphs])
+        return forward(module, graphs)
+
+    monkeypatch.setattr(module_class, "ranking_state", recording)
+    fit(name, synthetic, max_epochs=2, patience=5)
+    assert len(propagated) == 2  # one propagation per validation pass, not one per batch
+    for graphs in propagated:
+        for got, want in zip(graphs, build_graphs(synthetic.train), strict=True):
+            np.testing.assert_array_equal(got, want.keys)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_batches_of_one_query_set_propagate_the_graph_once(name, synthetic, monkeypatch):
+    rec = fit(name, synthetic, max_epochs=1, eval_batch_size=7)
+    calls = []
+    forward = rec.module_.ranking_state
+    monkeypatch.setattr(rec.module_, "ranking_state", lambda *a: calls.append(1) or forward(*a))
+    test = synthetic.queries("test")
+    first = all_scores(rec, test)
+    assert len(calls) == 1 and len(test) > 7
+    assert torch.equal(first, all_scores(rec, test)) and len(calls) == 1  # the same query set: cached
+    with torch.no_grad():
+        next(rec.module_.parameters()).add_(1.0)
+    all_scores(rec, test)
+    assert len(calls) == 2  # new parameters: propagated again
+
+
+def test_mbgmn_ranks_the_dot_shortlist_by_the_trained_meta_predictor(synthetic):
+    rec = fit("mbgmn", synthetic, max_epochs=1)  # the default scorer
+    m, test = rec.module_, synthetic.queries("test")
+    top, width, n = 10, 200, 5  # width: MBGMNModule's default shortlist
+    users = torch.from_numpy(test.user[:n])
+    with torch.no_grad():
+        reps_u, reps_i = m.ranking_state(rec.query_graphs(test))
+        dot = reps_u[-1][users] @ reps_i[-1].T
+        shortlist = dot.topk(width).indices  # [n, width]
+        pair_user = users.repeat_interleave(width)
+        meta = m.predictor(
+            reps_u[-1][pair_user], reps_i[-1][shortlist.flatten()], reps_u[2][pair_user], reps_i[2][shortlist.flatten()]
+        ).view(n, width)
+    expected = shortlist.gather(1, meta.argsort(dim=1, descending=True))
+    np.testing.assert_array_equal(np.stack(rec.recommend(test, top)[:n]), expected[:, :top].numpy())
+    # Every shortlisted item outranks the rest of the catalogue, which keeps its dot products.
+    scores = all_scores(rec, test)[:n]
+    assert torch.equal(scores.topk(width).indices.sort().values, shortlist.sort().values)
+    rest = torch.ones_like(dot, dtype=torch.bool).scatter(1, shortlist, False)
+    torch.testing.assert_close(scores[rest], dot[rest])
+    assert m.shortlist == width
+
+
+def test_mbgmn_profiles_rank_with_the_meta_predictor():
+    profiles = tomllib.loads((Path(__file__).parents[1] / "baselines" / "mbgmn.toml").read_text())
+    assert {hp.get("scorer") for hp in profiles.values()} == {"meta"}
 
 
 def test_star_contrast_is_zero_without_negatives_and_prefers_aligned_views():
