@@ -61,10 +61,13 @@ _TRAINING = {
     "paper": {"epochs": 200, "batch_size": 4096, "micro_batch": 128, "lr": 5e-4, "patience": 20, "temperature": 0.7},
 }
 _TOKENIZER = {
-    # RQ-VAE sizes for data without released semantic IDs (the paper: 4 x 8192 on ShortVideoAD).
-    "smoke": {"rqvae_levels": 3, "rqvae_codebook": 16, "rqvae_epochs": 20},
-    "cpu": {"rqvae_levels": 3, "rqvae_codebook": 64, "rqvae_epochs": 100},
-    "paper": {"rqvae_levels": 4, "rqvae_codebook": 256, "rqvae_epochs": 500},
+    # RQ-VAE for data without released semantic IDs (the paper: 4 x 8192 on ShortVideoAD). A profile sets the
+    # levels and a floor and ceiling on the codes per level; the size itself follows the item count
+    # (`gamer.tokenizers.rqvae_codebook_size`: RetailRocket gets 3 x 128 at smoke and cpu, 4 x 256 at paper).
+    # A fixed 3 x 16 left 97 % of RetailRocket's items colliding. `rqvae_codebook = C` pins the size instead.
+    "smoke": {"rqvae_levels": 3, "rqvae_codebook_min": 16, "rqvae_codebook_max": 256, "rqvae_epochs": 20},
+    "cpu": {"rqvae_levels": 3, "rqvae_codebook_min": 64, "rqvae_codebook_max": 1024, "rqvae_epochs": 100},
+    "paper": {"rqvae_levels": 4, "rqvae_codebook_min": 256, "rqvae_codebook_max": 8192, "rqvae_epochs": 500},
 }
 _HISTORY = {"smoke": 20, "cpu": 50, "paper": 100}
 

@@ -20,12 +20,18 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from gamer.embeddings import collaborative_embeddings
+from gamer.profiles import decoder_profiles
 from gamer.tokenizers import (
+    CODE_SPACE_PER_ITEM,
+    MAX_COLLISION_RATE,
     ItemTokenizer,
+    RQVAEConfig,
     add_disambiguation_level,
     build_tokenizer,
     chunked_ids,
     given_semantic_ids,
+    rqvae_codebook_size,
+    sid_collision_problem,
     train_rqvae,
 )
 from protocols.interactions import Interactions
@@ -146,6 +152,15 @@ def test_disambiguation_always_gives_unique_codes_that_keep_the_prefix(codes: np
     np.testing.assert_array_equal(tokenizer.item_of_codes(new), np.arange(len(codes)))
 
 
+def test_largest_group_and_collision_rate_are_recorded_before_disambiguation() -> None:
+    codes = np.array([[0, 1], [0, 1], [2, 3], [0, 1], [1, 1], [2, 3], [3, 0]])
+    # By hand: (0, 1) holds items 0, 1, 3; (2, 3) items 2, 5; (1, 1) and (3, 0) one item each.
+    meta = given_semantic_ids(codes).meta
+    assert meta["collision_rate_before"] == pytest.approx((3 + 2) / 7)
+    assert meta["largest_group_before"] == 3
+    assert chunked_ids(10).meta["largest_group_before"] == 1
+
+
 def test_given_semantic_ids_keep_unique_codes_as_they_are() -> None:
     sid = np.array([[0, 2, 1], [1, 0, 0], [0, 2, 0]])
     tokenizer = given_semantic_ids(sid)
@@ -257,6 +272,7 @@ def test_save_refuses_meta_that_json_cannot_hold(tmp_path: Path) -> None:
 
 BLOBS, PER_BLOB = 8, 40
 SMALL_RQVAE = {"hidden_dims": (64, 32), "e_dim": 8, "epochs": 60, "batch_size": 128}
+TINY_RQVAE = RQVAEConfig(hidden_dims=(8,), e_dim=4)
 
 
 @pytest.fixture(scope="module")
@@ -311,6 +327,19 @@ def test_rqvae_tokenizer_survives_a_save_load_round_trip(rqvae: ItemTokenizer, t
     loaded = ItemTokenizer.load(rqvae.save(tmp_path / "rq"))
     np.testing.assert_array_equal(loaded.codes, rqvae.codes)
     assert loaded.meta["collision_rate_before"] == rqvae.meta["collision_rate_before"]
+
+
+def test_rqvae_records_collisions_as_counted_by_hand() -> None:
+    # Four far-apart points, three of them repeated: rows a a a b b c d.
+    points = 10.0 * np.eye(4)[[0, 0, 0, 1, 1, 2, 3]]
+    tokenizer = train_rqvae(points, 1, 4, seed=0, hidden_dims=(8,), e_dim=4, epochs=1)
+    first = tokenizer.codes[:, 0]
+    assert len(set(first[[0, 3, 5, 6]])) == 4  # k-means puts one code on each distinct point
+    meta = tokenizer.meta
+    assert meta["collision_rate_before"] == meta["input_collision_rate"] == pytest.approx((3 + 2) / 7)
+    assert meta["largest_group_before"] == meta["input_largest_group"] == 3  # the three a's
+    assert meta["distinct_input_collision_rate"] == 0.0 and meta["distinct_input_largest_group"] == 1
+    assert tokenizer.codebook_sizes == (4, 3)  # the disambiguation level numbers the a's 0, 1, 2
 
 
 def test_rqvae_with_more_codes_than_items_still_tokenises() -> None:
@@ -377,27 +406,94 @@ def test_collaborative_embeddings_pad_dimensions_beyond_the_rank() -> None:
 # -- build_tokenizer ---------------------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def no_sids(train: Interactions) -> Interactions:
+    return replace(train, schema=replace(train.schema, item_semantic_ids=None))
+
+
 def test_build_tokenizer_picks_the_released_sids_or_cids(train: Interactions) -> None:
     sid = build_tokenizer("sid", train)
     np.testing.assert_array_equal(sid.codes, train.schema.item_semantic_ids)
     assert sid.name == "sid-given" and sid.is_unique()
     cid = build_tokenizer("cid", train)
-    assert cid.levels == 2 and cid.n_items == train.n_items == 3000  # 64 < 3000 <= 64**2
+    assert cid.levels == 2 and cid.n_items == train.n_items and 64 < train.n_items <= 64**2
 
 
-def test_build_tokenizer_trains_sids_when_the_data_has_none(train: Interactions) -> None:
-    no_sids = replace(train, schema=replace(train.schema, item_semantic_ids=None))
+def test_build_tokenizer_trains_sids_when_the_data_has_none(no_sids: Interactions) -> None:
+    small = RQVAEConfig(hidden_dims=(64, 32), e_dim=8, batch_size=256)
     tokenizer = build_tokenizer(
-        "sid", no_sids, rqvae_levels=2, rqvae_codebook=16, rqvae_epochs=2, embedding_dim=8, seed=3
+        "sid", no_sids, rqvae_levels=2, rqvae_codebook_min=16, rqvae_epochs=20, rqvae=small, embedding_dim=8, seed=3
     )
-    assert tokenizer.name == "rqvae-2x16"
-    assert tokenizer.n_items == train.n_items and tokenizer.is_unique()
+    assert tokenizer.name == "rqvae-2x256"  # 128**2 < 16 x a few thousand items <= 256**2
+    assert tokenizer.n_items == no_sids.n_items and tokenizer.is_unique()
     assert "ships no semantic IDs" in tokenizer.meta["sid_fallback"]
-    assert tokenizer.meta["config"]["epochs"] == 2 and tokenizer.meta["seed"] == 3
+    assert tokenizer.meta["config"]["epochs"] == 20 and tokenizer.meta["seed"] == 3
+    assert tokenizer.meta["codebook_rule"] == f"16 doubled until C**2 >= 16 x {no_sids.n_items} items, at most 8192"
+    # Measured at seed 3: 34 % of distinct inputs collide, at most 15 behind one code (limits: 50 %, 256).
+    assert tokenizer.meta["distinct_input_collision_rate"] < 0.45
+    pinned = build_tokenizer("rqvae", no_sids, rqvae_levels=1, rqvae_codebook=4096, rqvae_epochs=1, rqvae=small)
+    assert pinned.name == "rqvae-1x4096" and pinned.meta["codebook_rule"] == "explicit rqvae_codebook"
+
+
+# -- codebook size and collision limits -----------------------------------------------------------------
+
+
+def test_codebook_size_gives_each_item_enough_code_space() -> None:
+    # RetailRocket's training items, 3 levels, the smoke floor: 64**3 = 262,144 < 16 x 29,905 <= 128**3.
+    size = rqvae_codebook_size(29_905, 3, minimum=16, maximum=256)
+    assert CODE_SPACE_PER_ITEM == 16 and size**3 >= 16 * 29_905
+    assert size == 128 and (size // 2) ** 3 < 16 * 29_905  # the smallest power of two that fits
+    assert rqvae_codebook_size(29_905, 4) == 256  # the paper floor already fits: 256**4 >> 16 x 29,905
+    for profile in ("smoke", "cpu"):  # what CI's smoke cells and cpu runs on RetailRocket get
+        knobs = decoder_profiles("gamer", "sid")[profile]["tokenizer"]
+        levels, low, high = knobs["rqvae_levels"], knobs["rqvae_codebook_min"], knobs["rqvae_codebook_max"]
+        assert rqvae_codebook_size(29_905, levels, minimum=low, maximum=high) ** levels >= 16 * 29_905, profile
+    assert rqvae_codebook_size(10, 3, minimum=16, maximum=256) == 16  # never below the floor
+    assert rqvae_codebook_size(10**9, 3, minimum=16, maximum=256) == 256  # never above the ceiling
+    with pytest.raises(ValueError, match="rqvae_codebook_min <= rqvae_codebook_max"):
+        rqvae_codebook_size(100, 3, minimum=64, maximum=16)
+
+
+def test_collision_limits_flag_too_many_colliding_items_or_one_oversized_group() -> None:
+    assert MAX_COLLISION_RATE == 0.5
+    assert sid_collision_problem(0.5, 16, 16) is None  # at both limits: fit
+    assert "50.1% of distinct inputs share their code" in sid_collision_problem(0.501, 2, 16)
+    assert "17 distinct inputs share one code, more than a level's 16 codes" in sid_collision_problem(0.1, 17, 16)
+    # RetailRocket at 3 x 16 (the smoke size before codebooks followed the item count): both limits broken.
+    assert sid_collision_problem(0.940, 121, 16).count(";") == 1
+
+
+def test_build_tokenizer_falls_back_to_cids_when_trained_codes_collide(no_sids: Interactions) -> None:
+    # Distinct random inputs squeezed into 2 codes: about half of them behind each.
+    embeddings = np.random.default_rng(0).standard_normal((no_sids.n_items, 4))
+    tokenizer = build_tokenizer(
+        "sid", no_sids, rqvae_levels=1, rqvae_codebook=2, rqvae_epochs=1, rqvae=TINY_RQVAE, embeddings=embeddings
+    )
+    assert tokenizer.name == "cid-64" and tokenizer.is_unique()
+    np.testing.assert_array_equal(tokenizer.codes, chunked_ids(no_sids.n_items).codes)
+    meta = tokenizer.meta
+    assert meta["collision_rate_before"] == 0.0 and meta["largest_group_before"] == 1  # of the CIDs used
+    assert meta["rqvae_distinct_input_collision_rate"] == meta["rqvae_collision_rate_before"] == 1.0
+    assert meta["rqvae_largest_group_before"] >= no_sids.n_items / 2 and meta["rqvae_codebook_size"] == 2
+    assert meta["cid_fallback"].startswith("rqvae-1x2 codes too colliding (100.0% of distinct inputs share")
+    assert "base-64 chunked IDs used instead" in meta["cid_fallback"]
+    assert "ships no semantic IDs" in meta["sid_fallback"]
+
+
+def test_build_tokenizer_keeps_sids_whose_collisions_only_repeat_their_inputs(no_sids: Interactions) -> None:
+    # Two distinct inputs, one item and all the others: every collision is one the input forces.
+    embeddings = np.repeat(np.eye(2, 4), [1, no_sids.n_items - 1], axis=0)
+    tokenizer = build_tokenizer(
+        "sid", no_sids, rqvae_levels=1, rqvae_codebook=4, rqvae_epochs=1, rqvae=TINY_RQVAE, embeddings=embeddings
+    )
+    assert tokenizer.name == "rqvae-1x4" and "cid_fallback" not in tokenizer.meta
+    assert tokenizer.meta["collision_rate_before"] == pytest.approx((no_sids.n_items - 1) / no_sids.n_items)
+    assert tokenizer.meta["largest_group_before"] == no_sids.n_items - 1
+    assert tokenizer.meta["distinct_input_collision_rate"] == 0.0
 
 
 def test_build_tokenizer_rejects_unknown_kinds_and_misfit_embeddings(train: Interactions) -> None:
     with pytest.raises(ValueError, match=r"unknown tokenizer kind 'rid'; expected one of \['sid', 'cid', 'rqvae'\]"):
         build_tokenizer("rid", train)
-    with pytest.raises(ValueError, match="10 rows for 3000 items"):
+    with pytest.raises(ValueError, match=f"10 rows for {train.n_items} items"):
         build_tokenizer("rqvae", train, embeddings=np.zeros((10, 4)))
