@@ -197,6 +197,7 @@ def _ranking_documents(spec: TableSpec, cells: list[dict]) -> list[Document]:
             protocol,
             f"Profile: {profile}; seeds: {', '.join(map(str, sorted(seeds))) or '-'}",
         ] + _training_legend(profile, rows)
+        header += _cid_fallbacks(by_profile[profile])
         if any("vs_paper" in row for row in rows):
             header.append(DELTA_LEGEND)
         if marked:
@@ -212,6 +213,17 @@ def _stopped_by(cells: list[dict]) -> dict[str, Any]:
     records = {c["cell"]["seed"]: training_record(c["result"]) for c in cells}
     reasons = {str(seed): r["stop_reason"] for seed, r in sorted(records.items()) if r is not None}
     return {"stopped_by": reasons} if reasons else {}
+
+
+def _cid_fallbacks(cells: list[dict]) -> list[str]:
+    """A line per SID row whose semantic IDs collided too much and were replaced by chunked IDs."""
+    lines = []
+    for cell in cells:
+        reason = cell["result"].get("model", {}).get("tokenizer", {}).get("cid_fallback")
+        if reason:
+            where = f"{cell['cell']['model']} ({cell['result'].get('dataset_name', cell['cell']['dataset'])}, "
+            lines.append(f"{where}seed {cell['cell']['seed']}) ran on chunked IDs, not SIDs: {reason}")
+    return lines
 
 
 def capped(row: dict[str, Any]) -> bool:

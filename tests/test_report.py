@@ -118,3 +118,13 @@ def test_smoke_tables_say_they_are_pipeline_checks(tmp_path):
     text = to_markdown(doc)
     assert "smoke: pipeline check, models undertrained" in text
     assert "SASRec†" not in text  # at smoke every row is undertrained by design: the label says it once
+
+
+def test_a_sid_row_that_fell_back_to_cids_says_so(tmp_path):
+    _store_trained(tmp_path, "gamer_sid", "cpu", 0, "patience", 0.2)
+    path = Cell("table-2", "synthetic", "gamer_sid", "cpu", 0).path(tmp_path)
+    stored = json.loads(path.read_text())
+    stored["result"]["model"]["tokenizer"] = {"name": "cid-64", "cid_fallback": "62 % of distinct inputs collide"}
+    path.write_text(json.dumps(stored))
+    (doc,) = documents_for(SPECS["table-2"], tmp_path)
+    assert "gamer_sid (synthetic, seed 0) ran on chunked IDs, not SIDs: 62 % of distinct inputs collide" in doc.header
