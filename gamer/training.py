@@ -40,6 +40,9 @@ class TrainConfig:
     min_lr: float = 1e-6  # the cosine floor the paper states
     patience: int = 20  # epochs without a better validation loss before stopping
     min_steps: int = 0  # train at least this many optimiser steps (more epochs when the data is small)
+    # Sequences per epoch, a fresh random subset each epoch (0 = every sequence): on interaction-level
+    # data an epoch of every sample is long, and validating more often finds the plateau sooner.
+    samples_per_epoch: int = 0
     temperature: float = 1.0  # the authors' runs divide logits by 0.7 in the loss
     grad_clip: float = 1.0
     seed: int = 0
@@ -188,7 +191,8 @@ def train_decoder(
         [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=config.lr,
     )
-    steps_per_epoch = max(1, math.ceil(n_sequences / config.batch_size))
+    per_epoch = min(n_sequences, config.samples_per_epoch) if config.samples_per_epoch else n_sequences
+    steps_per_epoch = max(1, math.ceil(per_epoch / config.batch_size))
     epochs = max(config.epochs, math.ceil(config.min_steps / steps_per_epoch))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(steps_per_epoch * epochs, config))
     rng = np.random.default_rng(config.seed)
@@ -199,7 +203,7 @@ def train_decoder(
     stop_reason = STOP_EPOCH_CAP if epochs == config.epochs else STOP_MIN_STEPS
     for epoch in range(1, epochs + 1):
         model.train()
-        order = rng.permutation(n_sequences)
+        order = rng.permutation(n_sequences)[:per_epoch]
         train_loss, train_tokens = 0.0, 0
         for step in range(steps_per_epoch):
             step_ids = order[step * config.batch_size : (step + 1) * config.batch_size]

@@ -66,3 +66,26 @@ def test_min_steps_lifts_the_cap_and_is_named_when_it_ends_training(script, reas
     # One step per epoch, so min_steps = 4 lifts a 2-epoch cap to 4 epochs.
     result = _train(script, epochs=2, patience=2, min_steps=4)
     assert result.stop_reason == reason
+
+
+def test_samples_per_epoch_draws_a_fresh_subset_each_epoch():
+    drawn = []
+    model = torch.nn.Linear(1, 1, bias=False)
+
+    def make_batch(index):
+        drawn.append(sorted(index.tolist()))
+        return _Batch()
+
+    values = iter([3.0, 2.0, 1.0])
+    train_decoder(
+        model,
+        make_batch,
+        n_sequences=100,
+        valid_batches=[],
+        config=TrainConfig(epochs=3, batch_size=10, micro_batch=10, lr=0.1, samples_per_epoch=20, seed=0),
+        criterion=_Loss(model),
+        validate=lambda: next(values),
+    )
+    assert len(drawn) == 6  # two steps of 10 per epoch, not ten
+    epochs = [set(drawn[0] + drawn[1]), set(drawn[2] + drawn[3]), set(drawn[4] + drawn[5])]
+    assert all(len(e) == 20 for e in epochs) and epochs[0] != epochs[1] != epochs[2]
