@@ -39,7 +39,7 @@ from torch import Tensor, nn
 
 from baselines.base import Ranking, Recommender
 from baselines.batch import SequenceBatch
-from gamer.training import STOP_EPOCH_CAP, STOP_PATIENCE, resolve_device
+from gamer.training import STOP_EPOCH_CAP, STOP_PATIENCE, progress, resolve_device
 from protocols import metrics
 from protocols.interactions import Interactions
 from protocols.queries import Queries, ragged_rows
@@ -334,7 +334,11 @@ class DiscriminativeRecommender(Recommender):
             if score > log.best_score:
                 log.best_epoch, log.best_score = epoch, score
                 best_state = copy.deepcopy(self.module_.state_dict())
-            elif epoch - log.best_epoch >= t["patience"]:
+            progress.info(
+                "epoch %d/%d: train loss %.4f, validation %s %.4f (best %.4f at epoch %d), %.0f s",
+                *(epoch, t["max_epochs"], loss, VALIDATION_METRIC, score, log.best_score, log.best_epoch, train_s),
+            )
+            if epoch - log.best_epoch >= t["patience"]:
                 log.stop_reason = STOP_PATIENCE
                 break
         if best_state is not None:

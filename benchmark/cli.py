@@ -78,6 +78,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from benchmark.store import results_dir
 
     root = results_dir(args.results_dir)
+    if args.jobs == 1 and not args.quiet:  # one cell at a time: show each epoch as it ends
+        import logging
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("  %(message)s"))
+        logger = logging.getLogger("gamer_bench.training")
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
     failed = 0
     for spec in _run_specs(args):
         if spec.kind == "online":

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 import math
 import os
 import time
@@ -48,6 +49,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
 
+
+# One line per epoch at INFO (`gamer-bench run` shows them when it runs one cell at a time).
+progress = logging.getLogger("gamer_bench.training")
 
 # Why training stopped, as every stored cell records it (the report flags "epoch cap" outside smoke):
 # the validation criterion stopped improving for ``patience`` epochs; the profile's epoch cap came
@@ -243,7 +247,12 @@ def train_decoder(
             log(record)
         if valid_loss < best[0]:
             best = (valid_loss, epoch, copy.deepcopy(model.state_dict()))
-        elif epoch - best[1] >= config.patience:
+        if rank == 0:
+            progress.info(
+                "epoch %d/%d: train loss %.4f, validation %.4f (best %.4f at epoch %d), %.0f s",
+                *(epoch, epochs, record["train_loss"], valid_loss, best[0], best[1], record["seconds"]),
+            )
+        if epoch - best[1] >= config.patience:
             stop_reason = STOP_PATIENCE
             break
     model.load_state_dict(best[2])
