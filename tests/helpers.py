@@ -8,6 +8,17 @@ from benchmark.store import Cell, save_cell
 from protocols.queries import Queries
 from protocols.ranking import RankingQueries
 
+# The smallest decoder shapes the tests build (gamer.model.DecoderConfig keyword arguments).
+TINY_DECODER = {
+    "d_model": 16,
+    "n_layers": 2,
+    "n_heads": 2,
+    "n_kv_heads": 1,
+    "head_dim": 8,
+    "d_ff": 32,
+    "behavior_dim": 8,
+}
+
 
 def queries(
     histories: list[list[int]],

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from helpers import TINY_DECODER
 
 from gamer.model import DecoderConfig, GenerativeDecoder
 from gamer.sequences import Ragged, TokenLayout, encode
@@ -38,13 +39,7 @@ def _train(rank: int, world: int, init_file: str, out: str) -> None:
             11,
             2,
             2,
-            d_model=16,
-            n_layers=2,
-            n_heads=2,
-            n_kv_heads=1,
-            head_dim=8,
-            d_ff=32,
-            behavior_dim=8,
+            **TINY_DECODER,
             dropout=0.0,
             attention_dropout=0.0,
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import TINY_DECODER
 
 from gamer.model import DecoderConfig
 from gamer.ranking import (
@@ -205,13 +206,7 @@ def test_a_history_behavior_target_is_predicted_without_seeing_its_label(archite
         vocab_size=LAYOUT.vocab_size,
         n_behaviors=N_BEHAVIORS + 1,
         id_levels=LAYOUT.id_levels,
-        d_model=16,
-        n_layers=2,
-        n_heads=2,
-        n_kv_heads=1,
-        head_dim=8,
-        d_ff=32,
-        behavior_dim=8,
+        **TINY_DECODER,
     )
     torch.manual_seed(0)
     net = GamerRankNet(config, LAYOUT.id_offset).double().eval()
