@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import TINY_DECODER
 
 from gamer.sequences import Ragged, TokenLayout, encode, training_sequences, validation_samples
 from gamer.training import TrainConfig, lr_lambda
@@ -77,17 +78,7 @@ def test_learning_rate_warms_up_then_decays_to_the_floor():
 
 
 TINY = {
-    "model": {
-        "d_model": 16,
-        "n_layers": 2,
-        "n_heads": 2,
-        "n_kv_heads": 1,
-        "head_dim": 8,
-        "d_ff": 32,
-        "behavior_dim": 8,
-        "dropout": 0.0,
-        "attention_dropout": 0.0,
-    },
+    "model": TINY_DECODER | {"dropout": 0.0, "attention_dropout": 0.0},
     "training": {"epochs": 2, "batch_size": 64, "micro_batch": 64, "lr": 3e-3, "patience": 2},
     "tokenizer": {"rqvae_levels": 2, "rqvae_codebook": 8, "rqvae_epochs": 5},
     "augment_times": 1,
