@@ -218,7 +218,7 @@ class _Catalogue:
     item_cum: np.ndarray  # [n_items + 1] cumulative item popularity, from 0
     leaf_cum: np.ndarray  # [n_leaves + 1] cumulative leaf popularity, from 0
     semantic_ids: np.ndarray  # [n_items, 4]
-    appeal_cum: np.ndarray  # [n_items + 1] cumulative conversion appeal inside each leaf, from 0
+    appeal_cum: np.ndarray  # [n_items + 1] cumulative conversion appeal, from 0 (drawn from within a leaf's range)
 
 
 def _catalogue(cfg: SyntheticConfig, rng: np.random.Generator) -> _Catalogue:
