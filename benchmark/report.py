@@ -34,7 +34,7 @@ import numpy as np
 from tabulate import tabulate
 
 from benchmark.stats import compare_rows
-from benchmark.store import stored_cells, training_record
+from benchmark.store import Cell, stored_cells, training_record
 from benchmark.tables import SPECS, TableSpec
 from protocols.ranking import PROTOCOL as CONVERSION_PROTOCOL
 
@@ -197,7 +197,7 @@ def _ranking_documents(spec: TableSpec, cells: list[dict]) -> list[Document]:
             protocol,
             f"Profile: {profile}; seeds: {', '.join(map(str, sorted(seeds))) or '-'}",
         ] + _training_legend(profile, rows)
-        header += _cid_fallbacks(by_profile[profile])
+        header += _cid_fallbacks(by_profile[profile]) + code_versions_line(by_profile[profile])
         if any("vs_paper" in row for row in rows):
             header.append(DELTA_LEGEND)
         if marked:
@@ -311,6 +311,7 @@ def _training_cost_documents(spec: TableSpec, cells: list[dict]) -> list[Documen
             f"Profile: {profile}; cells run one at a time on one machine; training s includes each epoch's validation",
             training_time_ratio(rows),
         ] + _training_legend(profile, rows)
+        header += code_versions_line(group)
         if any("vs_paper" in row for row in rows):
             header.append("Δ vs paper = (ours - paper) / paper, for #Parameters and epochs to best")
         documents.append(Document(spec, profile, rows, header))
@@ -331,8 +332,56 @@ def training_time_ratio(rows: list[dict[str, Any]]) -> str:
     return f"MBGen / GAMER training time without augmentation: ours {ours}; paper about {100 / 13:.1f}x (100 h / 13 h)"
 
 
+def _dataset_fingerprint(cell: dict) -> str:
+    identity = cell["provenance"]["config"].get("dataset", {})
+    return json.dumps({k: identity.get(k) for k in ("origin", "definition", "files")}, sort_keys=True)
+
+
+def _dataset_name(cell: dict) -> str:
+    """The name the report shows a cell's dataset under."""
+    result = cell["result"]
+    row = result.get("row")
+    if "dataset_name" in result:
+        return str(result["dataset_name"])
+    if isinstance(row, dict) and "dataset" in row:
+        return str(row["dataset"])
+    return str(cell["provenance"]["config"].get("dataset", {}).get("name", cell["cell"]["dataset"]))
+
+
+def check_one_dataset_per_name(spec: TableSpec, cells: list[dict]) -> None:
+    """Refuse a table whose cells hold two different datasets under one name (two TOML files naming
+    their data alike, or one whose data changed between cells): the report groups rows by name, and
+    would average them as if they were seeds."""
+    first: dict[str, dict] = {}
+    for cell in cells:
+        name = _dataset_name(cell)
+        seen = first.setdefault(name, cell)
+        if _dataset_fingerprint(seen) == _dataset_fingerprint(cell):
+            continue
+        where = [c["provenance"]["config"].get("dataset", {}).get("origin", c["cell"]["dataset"]) for c in (seen, cell)]
+        cells_text = " and ".join(Cell(**c["cell"]).describe() for c in (seen, cell))
+        if where[0] != where[1]:
+            raise ValueError(
+                f"{spec.id}: two different datasets are both named {name!r}: {where[0]} and {where[1]} "
+                f"({cells_text}); give one of them another `name` in its TOML"
+            )
+        raise ValueError(
+            f"{spec.id}: the data of {name!r} ({where[0]}) changed between its stored cells ({cells_text}); "
+            "`gamer-bench run` recomputes the stale ones"
+        )
+
+
+def code_versions_line(cells: list[dict]) -> list[str]:
+    """A header line when a table mixes cells computed by different versions of the code."""
+    versions = sorted({c["provenance"]["code_version"] for c in cells})
+    if len(versions) < 2:
+        return []
+    return [f"Mixed code versions: these cells were computed by {len(versions)} versions ({', '.join(versions)})"]
+
+
 def documents_for(spec: TableSpec, root: Path) -> list[Document]:
     cells = stored_cells(root, spec.id)
+    check_one_dataset_per_name(spec, cells)
     if spec.has_metric_rows:
         return _ranking_documents(spec, cells)
     if spec.kind == "training-cost":
@@ -346,11 +395,12 @@ def documents_for(spec: TableSpec, root: Path) -> list[Document]:
             c["result"]["row"] | {"users removed (< 3 sessions)": c["result"]["filter"]["users_removed"]} for c in cells
         ]
         header = ["Users with fewer than three sessions removed; items = distinct items interacted after the filter"]
+        header += code_versions_line(cells)
     else:
         rows = [row for c in cells for row in c["result"]["rows"]]
         header = [
             "Classic leave-one-out on the whole dataset (no session filter); target = last target-behavior interaction"
-        ]
+        ] + code_versions_line(cells)
     return [Document(spec, None, rows, header)]
 
 

@@ -11,7 +11,7 @@ import time
 import warnings
 from collections.abc import Iterable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from joblib import Parallel, delayed, parallel_config
 from tqdm import tqdm
 
 from baselines import registry
-from benchmark.store import Cell, load_cell, provenance, save_cell, training_record
+from benchmark.store import Cell, CellError, load_cell, provenance, save_cell, training_record
 from benchmark.tables import Evaluation, Row, TableSpec
 from protocols import metrics
 from protocols.catalog import resolve
@@ -48,15 +48,11 @@ class RunReport:
     failed: list[str] = field(default_factory=list)  # "cell: error" for each cell that raised
 
 
-def _source_signature(dataset: str) -> dict[str, Any]:
-    """What identifies a dataset's content cheaply: its location, and size and mtime when a file."""
-    spec = resolve(dataset)
-    path = spec.locate()
-    signature: dict[str, Any] = {"name": spec.name, "location": spec.location()}
-    if path is not None and path.exists():
-        stat = path.stat()
-        signature |= {"bytes": stat.st_size, "mtime": int(stat.st_mtime)}
-    return signature
+def dataset_identity(dataset: str) -> dict[str, Any]:
+    """What decides the data a cell sees (`protocols.catalog.DatasetSpec.identity`: the resolved TOML
+    or the built-in's definition, and a content hash of every file its reader reads). A stored cell is
+    reused only when this is unchanged."""
+    return resolve(dataset).identity()
 
 
 @lru_cache(maxsize=8)
@@ -86,7 +82,7 @@ def hyperparameters(spec: TableSpec, cell: Cell) -> dict[str, Any]:
 
 
 def cell_config(spec: TableSpec, cell: Cell) -> dict[str, Any]:
-    config: dict[str, Any] = {"table": spec.id, "kind": spec.kind, "dataset": _source_signature(cell.dataset)}
+    config: dict[str, Any] = {"table": spec.id, "kind": spec.kind, "dataset": dataset_identity(cell.dataset)}
     if spec.has_models:
         config |= {
             "evaluations": [e.key for e in spec.evaluations] if spec.has_metric_rows else [],
@@ -398,13 +394,12 @@ def run(
     """
     cells, skipped = expand(spec, datasets, models, profile, list(seeds))
     todo, reused = [], []
+    notes: list[str] = []
     for cell in cells:
-        stored = None if force else load_cell(cell.path(root))
-        if stored is not None and stored["provenance"]["config"] == _json_roundtrip(cell_config(spec, cell)):
+        if not force and _reusable(spec, cell, root, notes):
             reused.append(cell)
         else:
             todo.append(cell)
-    notes: list[str] = []
     if spec.kind == "training-cost" and jobs != 1:
         notes.append(f"{spec.id} times training: its cells run one at a time (--jobs {jobs} ignored)")
         jobs = 1
@@ -423,13 +418,32 @@ def run(
     return RunReport(computed, reused, skipped, notes, failed)
 
 
+def _reusable(spec: TableSpec, cell: Cell, root: Path, notes: list[str]) -> bool:
+    """Whether the stored result of ``cell`` is well formed, is this cell's, and was computed with
+    today's configuration (dataset identity included); a malformed one is named in ``notes``."""
+    try:
+        stored = load_cell(cell.path(root))
+    except CellError as error:
+        notes.append(f"recomputing a malformed stored result: {error}")
+        return False
+    if stored is None:
+        return False
+    if stored["cell"] != _json_roundtrip(asdict(cell)):
+        notes.append(f"recomputing {cell.path(root)}: it holds the result of another cell ({stored['cell']})")
+        return False
+    return stored["provenance"]["config"] == _json_roundtrip(cell_config(spec, cell))
+
+
 def cell_summaries(spec: TableSpec, root: Path, cells: Iterable[Cell]) -> list[dict[str, Any]]:
     """One line per stored cell: wall time, training record and the table's headline metric, so a run
     shows what each row cost and whether it stopped at its plateau (patience) or at the epoch cap."""
     headline = "N@10" if "N@10" in spec.columns else (spec.columns[0] if spec.columns else None)
     lines = []
     for cell in cells:
-        stored = load_cell(cell.path(root))
+        try:
+            stored = load_cell(cell.path(root))
+        except CellError:
+            stored = None
         if stored is None or not cell.model:
             continue
         record = training_record(stored["result"]) or {"epochs_run": "-", "best_epoch": "-", "stop_reason": "-"}

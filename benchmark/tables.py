@@ -275,12 +275,12 @@ _TABLE6_PAPER = [
 ]
 
 
-
 # How the graph rows are scored, which the paper does not say.
 GRAPH_ROWS_NOTE = (
     "MB-GMN ranks with its trained meta predictor over the top 200 items of its dot product; MB-GMN and "
     "S-MBRec answer test queries on graphs of every interaction before the test session."
 )
+
 
 def _training_cost_overrides(model: str, variant: str) -> tuple[tuple[str, Any], ...]:
     """Table 6 times full training: augmentation as the row says, and every interaction-level sample

@@ -9,12 +9,16 @@ Appendix D has its own, with the behaviors exposure < conversion: ``synthetic-bi
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from protocols.interactions import Interactions, Schema, SessionRule
 
@@ -46,15 +50,87 @@ def recbole_ml100k_path() -> Path | None:
     return Path(list(spec.submodule_search_locations)[0]) / "dataset_example" / "ml-100k" / "ml-100k.inter"
 
 
+# A file up to this size is hashed whole; a larger one by its size, mtime and its first and last
+# PARTIAL_HASH_BYTES (hashing 256 MiB takes ~0.3 s, once per process: fingerprints are cached).
+FULL_HASH_LIMIT = 256 * 2**20
+PARTIAL_HASH_BYTES = 16 * 2**20
+
+
+@lru_cache(maxsize=256)
+def _file_digest(path: str, size: int, mtime_ns: int, ctime_ns: int, inode: int) -> str:
+    """sha256 of a file's content (of its head and tail above `FULL_HASH_LIMIT`); cached per path, size,
+    mtime, ctime and inode (a write moves ctime even when mtime is set back), so a run hashes each data
+    file once however many cells it has."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        if size <= FULL_HASH_LIMIT:
+            for block in iter(lambda: handle.read(2**20), b""):
+                digest.update(block)
+        else:
+            digest.update(handle.read(PARTIAL_HASH_BYTES))
+            handle.seek(size - PARTIAL_HASH_BYTES)
+            digest.update(handle.read(PARTIAL_HASH_BYTES))
+    return digest.hexdigest()
+
+
+def file_fingerprints(path: Path | None) -> list[dict[str, Any]]:
+    """What identifies the content a reader of ``path`` sees: for a file, its size and sha256; for a
+    folder (the SSLRec and GAMER-release formats read several files), the same for every file below it,
+    by relative path. Files above `FULL_HASH_LIMIT` are identified by size, mtime, head and tail."""
+    if path is None or not path.exists():
+        return []
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    prints = []
+    for file in files:
+        stat = file.stat()
+        entry: dict[str, Any] = {
+            "file": file.name if file == path else str(file.relative_to(path)),
+            "bytes": stat.st_size,
+            "sha256": _file_digest(str(file.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino),
+        }
+        if stat.st_size > FULL_HASH_LIMIT:
+            entry |= {"mtime_ns": stat.st_mtime_ns, "hashed": "first and last 16 MiB"}
+        prints.append(entry)
+    return prints
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` as JSON would give it back (TOML dates become strings, tuples lists)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _schema_definition(schema: Schema) -> dict[str, Any]:
+    return {"name": schema.name, "behaviors": list(schema.behaviors), "session_rule": asdict(schema.session_rule)}
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A named dataset: where it is read from, and how to load it into `Interactions`."""
+    """A named dataset: where it is read from, and how to load it into `Interactions`.
+
+    ``origin`` says which description it comes from (``builtin`` or the TOML file's absolute path) and
+    ``definition`` returns everything besides the files that decides what `load` gives (the parsed
+    TOML, the generator's settings, the schema): with the files' fingerprints it is the dataset's
+    `identity`, on which stored results are reused or not.
+    """
 
     name: str
     description: str
     locate: Callable[[], Path | None]
     read: Callable[[Path | None], Interactions]
     paper_counterpart: str = ""
+    origin: str = "builtin"
+    definition: Callable[[], dict[str, Any]] = dict
+
+    def identity(self) -> dict[str, Any]:
+        """Name, origin, definition and the content fingerprints of every file the reader reads."""
+        path = self.locate()
+        return {
+            "name": self.name,
+            "origin": self.origin,
+            "location": self.location(),
+            "definition": _json_safe(self.definition()),
+            "files": file_fingerprints(path),
+        }
 
     def location(self) -> str:
         path = self.locate()
@@ -78,6 +154,12 @@ def _synthetic(_: Path | None) -> Interactions:
     from protocols.synthetic import SyntheticConfig, generate
 
     return generate(SyntheticConfig())
+
+
+def _synthetic_definition() -> dict[str, Any]:
+    from protocols.synthetic import SyntheticConfig
+
+    return {"generator": asdict(SyntheticConfig())}
 
 
 # Appendix D's ShortVideoADbig is ~10x ShortVideoAD; ours is 3x the embedded set, so that the smoke
@@ -108,14 +190,18 @@ def _synthetic_big_log(settings: dict, name: str) -> Interactions:
     """The embedded generator at ``settings`` (scaled by ``settings["scale"]``, default 3), seen as
     ranking data: p3s = exposure, conversion = conversion, clicks removed."""
     from protocols.ranking import ranking_view
-    from protocols.synthetic import SyntheticConfig, generate
+    from protocols.synthetic import generate
+
+    log = generate(_synthetic_big_config(settings))
+    return ranking_view(log, exposure="p3s", conversion="conversion", name=name)[0]
+
+
+def _synthetic_big_config(settings: dict):
+    from protocols.synthetic import SyntheticConfig
 
     settings = SYNTHETIC_BIG_DEFAULTS | dict(settings)
     scale = float(settings.pop("scale", SYNTHETIC_BIG_SCALE))
-    view, _ = ranking_view(
-        generate(SyntheticConfig(**settings).scale(scale)), exposure="p3s", conversion="conversion", name=name
-    )
-    return view
+    return SyntheticConfig(**settings).scale(scale)
 
 
 def _ml100k_location() -> Path:
@@ -126,28 +212,31 @@ def _ml100k_location() -> Path:
     return found
 
 
+# The multi-behavior literature (MB-GMN, KHGT) splits MovieLens ratings into three behaviors.
+_ML100K_SCHEMA = Schema("ml100k-mb", ("dislike", "neutral", "like"), SessionRule.day("UTC"))
+_ML100K_EDGES = [3, 4]
+_RETAILROCKET_SCHEMA = Schema("retailrocket", ("view", "cart", "buy"), SessionRule.gap(30))
+_RETAILROCKET_COLUMNS = {"user": "user_id", "item": "item_id", "behavior": "behavior", "timestamp": "timestamp"}
+# The UserBehavior timestamps are unix seconds; its days are China days (UTC+8).
+_TAOBAO_SCHEMA = Schema("taobao-sample", ("pv", "fav", "cart", "buy"), SessionRule.day("Asia/Shanghai"))
+
+
 def _ml100k(path: Path | None) -> Interactions:
     from protocols.formats import read_recbole_inter
 
-    # The multi-behavior literature (MB-GMN, KHGT) splits MovieLens ratings into three behaviors.
-    schema = Schema("ml100k-mb", ("dislike", "neutral", "like"), SessionRule.day("UTC"))
-    return read_recbole_inter(path, schema=schema, behavior_field="rating", rating_edges=[3, 4])
+    return read_recbole_inter(path, schema=_ML100K_SCHEMA, behavior_field="rating", rating_edges=_ML100K_EDGES)
 
 
 def _retailrocket(path: Path | None) -> Interactions:
     from protocols.formats import read_table
 
-    schema = Schema("retailrocket", ("view", "cart", "buy"), SessionRule.gap(30))
-    columns = {"user": "user_id", "item": "item_id", "behavior": "behavior", "timestamp": "timestamp"}
-    return read_table(path, schema=schema, columns=columns)
+    return read_table(path, schema=_RETAILROCKET_SCHEMA, columns=_RETAILROCKET_COLUMNS)
 
 
 def _taobao(path: Path | None) -> Interactions:
     from protocols.formats import read_taobao_userbehavior
 
-    # The UserBehavior timestamps are unix seconds; its days are China days (UTC+8).
-    schema = Schema("taobao-sample", ("pv", "fav", "cart", "buy"), SessionRule.day("Asia/Shanghai"))
-    return read_taobao_userbehavior(path, schema=schema)
+    return read_taobao_userbehavior(path, schema=_TAOBAO_SCHEMA)
 
 
 def _retailrocket_rank(path: Path | None) -> Interactions:
@@ -166,12 +255,14 @@ BUILTIN: dict[str, DatasetSpec] = {
             lambda: None,
             _synthetic,
             "ShortVideoAD",
+            definition=_synthetic_definition,
         ),
         DatasetSpec(
             "ml100k-mb",
             "MovieLens-100K as multi-behavior: dislike (<=2) < neutral (3) < like (>=4), daily sessions (UTC)",
             _ml100k_location,
             _ml100k,
+            definition=lambda: {"schema": _schema_definition(_ML100K_SCHEMA), "rating_edges": _ML100K_EDGES},
         ),
         DatasetSpec(
             "retailrocket",
@@ -179,6 +270,7 @@ BUILTIN: dict[str, DatasetSpec] = {
             lambda: data_dir() / "retailrocket" / "interactions.csv",
             _retailrocket,
             "Tmall (stand-in)",
+            definition=lambda: {"schema": _schema_definition(_RETAILROCKET_SCHEMA), "columns": _RETAILROCKET_COLUMNS},
         ),
         DatasetSpec(
             "taobao-sample",
@@ -186,6 +278,7 @@ BUILTIN: dict[str, DatasetSpec] = {
             lambda: data_dir() / "taobao-userbehavior-sample" / "UserBehavior.csv",
             _taobao,
             "JData (stand-in)",
+            definition=lambda: {"schema": _schema_definition(_TAOBAO_SCHEMA)},
         ),
         DatasetSpec(
             "synthetic-big",
@@ -193,6 +286,7 @@ BUILTIN: dict[str, DatasetSpec] = {
             lambda: None,
             lambda _: _synthetic_big_log({}, "synthetic-big"),
             "ShortVideoADbig",
+            definition=lambda: {"generator": asdict(_synthetic_big_config({})), "view": "p3s -> conversion"},
         ),
         DatasetSpec(
             "retailrocket-rank",
@@ -200,6 +294,11 @@ BUILTIN: dict[str, DatasetSpec] = {
             lambda: data_dir() / "retailrocket" / "interactions.csv",
             _retailrocket_rank,
             "ShortVideoADbig (stand-in)",
+            definition=lambda: {
+                "schema": _schema_definition(_RETAILROCKET_SCHEMA),
+                "columns": _RETAILROCKET_COLUMNS,
+                "view": "view -> buy",
+            },
         ),
     )
 }
@@ -261,15 +360,27 @@ def _synthetic_from_toml(config: dict, toml: Path) -> DatasetSpec:
     _unknown(set(settings), {f.name for f in fields(SyntheticConfig)} | {"scale"}, "[synthetic]", toml)
     name = str(config.get("name", toml.stem))
 
+    def generator() -> SyntheticConfig:
+        if fmt == "synthetic-big":
+            return _synthetic_big_config(settings)
+        options = dict(settings)
+        scale = float(options.pop("scale", 1.0))
+        return SyntheticConfig(**options).scale(scale)
+
     def read(_: Path | None) -> Interactions:
         if fmt == "synthetic-big":
             return _synthetic_big_log(settings, name)
-        options = dict(settings)
-        scale = float(options.pop("scale", 1.0))
-        inter = generate(SyntheticConfig(**options).scale(scale))
+        inter = generate(generator())
         return replace(inter, schema=replace(inter.schema, name=name))
 
-    return DatasetSpec(name, str(config.get("description", f"synthetic data from {toml}")), lambda: None, read)
+    return DatasetSpec(
+        name,
+        str(config.get("description", f"synthetic data from {toml}")),
+        lambda: None,
+        read,
+        origin=str(toml.resolve()),
+        definition=lambda: {"toml": config, "generator": asdict(generator())},
+    )
 
 
 def dataset_from_toml(toml: Path) -> DatasetSpec:
@@ -300,7 +411,7 @@ def dataset_from_toml(toml: Path) -> DatasetSpec:
     columns = dict(config.get("columns", {}))
     _unknown(set(columns), _COLUMN_KEYS, "[columns]", toml)
     name = str(config.get("name", toml.stem))
-    path = Path(config["path"])
+    path = Path(config["path"]).expanduser()
     if not path.is_absolute():
         path = toml.parent / path
     schema = Schema(name, behaviors, rule)
@@ -347,7 +458,23 @@ def dataset_from_toml(toml: Path) -> DatasetSpec:
             behavior_map=config.get("behavior_map"),
         )
 
-    return DatasetSpec(name, str(config.get("description", f"custom dataset from {toml}")), lambda: path, read)
+    return DatasetSpec(
+        name,
+        str(config.get("description", f"custom dataset from {toml}")),
+        lambda: path,
+        read,
+        origin=str(toml.resolve()),
+        definition=lambda: {"toml": config, "path": str(path.resolve())},
+    )
+
+
+def dataset_key(name_or_path: str) -> str:
+    """The folder name of a dataset's stored results: a built-in's name, or a TOML's stem and a hash of its
+    absolute path, so that two ``mydata.toml`` in different folders never share results."""
+    if not name_or_path.endswith(".toml"):
+        return name_or_path
+    toml = Path(name_or_path).expanduser().resolve()
+    return f"{toml.stem}-{hashlib.sha256(str(toml).encode()).hexdigest()[:10]}"
 
 
 def resolve(name_or_path: str) -> DatasetSpec:
@@ -355,7 +482,8 @@ def resolve(name_or_path: str) -> DatasetSpec:
     if name_or_path in BUILTIN:
         return BUILTIN[name_or_path]
     if name_or_path.endswith(".toml"):
-        if not Path(name_or_path).exists():
+        toml = Path(name_or_path).expanduser()
+        if not toml.exists():
             raise FileNotFoundError(f"dataset description {name_or_path} does not exist")
-        return dataset_from_toml(Path(name_or_path))
+        return dataset_from_toml(toml)
     raise ValueError(f"unknown dataset {name_or_path!r}: use one of {sorted(BUILTIN)} or a path to a .toml file")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmark.store import Cell, save_cell
+from benchmark.store import Cell, provenance, save_cell
 from protocols.queries import Queries
 from protocols.ranking import RankingQueries
 
@@ -45,6 +45,12 @@ def queries(
     )
 
 
+def store_cell(root, cell: Cell, result: dict, config: dict | None = None):
+    """Store ``result`` (notes added when absent) as ``cell`` with a well-formed provenance; the path."""
+    prov = provenance(config or {"table": cell.table}, cell.seed, {})
+    return save_cell(root, cell, {"notes": []} | result, prov)
+
+
 def store_ranking_cell(root, model: str, seed: int, per_query: dict[str, np.ndarray], users: np.ndarray) -> None:
     """A stored Table 2 cell on `synthetic` (smoke) whose metrics are the means of the given per-query values."""
     metrics = {column: float(np.mean(values)) for column, values in per_query.items()}
@@ -60,7 +66,7 @@ def store_ranking_cell(root, model: str, seed: int, per_query: dict[str, np.ndar
         "queries": len(users),
         "evaluations": {"target-behavior": evaluation},
     }
-    save_cell(root, Cell("table-2", "synthetic", model, "smoke", seed), result, {"seed": seed})
+    store_cell(root, Cell("table-2", "synthetic", model, "smoke", seed), result)
 
 
 def hand_queries(

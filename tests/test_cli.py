@@ -304,7 +304,7 @@ def test_table10_scores_conversions_with_every_row_and_reports_mean_and_std(tmp_
     code, out, err = cli(capsys, "run", "--table", "10", "--seeds", "2", "--jobs", "2", *common)
     assert code == 0 and "6 cell(s) computed" in out, err
     assert "test queries" in err and "candidates" in err
-    stored = load_cell(Cell("table-10", "tiny-big", "gamer_rank", "smoke", 1).path(Path(results)))
+    stored = load_cell(Cell("table-10", str(toml), "gamer_rank", "smoke", 1).path(Path(results)))
     assert (
         stored["provenance"]["seed"] == 1 and "candidates = items exposed" in stored["provenance"]["config"]["protocol"]
     )

@@ -9,10 +9,10 @@ import subprocess
 
 import numpy as np
 import pytest
-from helpers import store_ranking_cell
+from helpers import store_cell, store_ranking_cell
 
 from benchmark.report import DELTA, documents_for, relative_difference, render, to_csv, to_latex, to_markdown
-from benchmark.store import Cell, save_cell
+from benchmark.store import Cell
 from benchmark.tables import SPECS, TABLE2_METRICS
 
 
@@ -29,7 +29,7 @@ def _store_auroc(root, model: str, seed: int, auroc: float) -> None:
     evaluation = {"metrics": {"AUROC": auroc}, "queries": 10}
     result = {"dataset_name": "tiny", "metrics": evaluation["metrics"], "queries": 10, "evaluations": {}}
     result["evaluations"]["conversion"] = evaluation
-    save_cell(root, Cell("table-10", "tiny", model, "smoke", seed), result, {"seed": seed})
+    store_cell(root, Cell("table-10", "tiny", model, "smoke", seed), result)
 
 
 def test_table10_puts_the_relative_difference_under_the_paper_line(tmp_path):
@@ -93,7 +93,7 @@ def _store_trained(root, model: str, profile: str, seed: int, stop_reason: str, 
         "evaluations": {"target-behavior": evaluation},
         "model": {"training": training | {"history": []}},
     }
-    save_cell(root, Cell("table-2", "synthetic", model, profile, seed), result, {"seed": seed})
+    store_cell(root, Cell("table-2", "synthetic", model, profile, seed), result)
 
 
 def test_a_row_stopped_at_the_epoch_cap_is_marked_outside_smoke(tmp_path):

@@ -8,12 +8,12 @@ import warnings
 
 import numpy as np
 import pytest
-from helpers import store_ranking_cell
+from helpers import store_cell, store_ranking_cell
 from scipy import stats
 
 from benchmark.report import documents_for, render, to_csv, to_latex, to_markdown
 from benchmark.stats import aligned_query_values, compare_rows, holm, paired_tests
-from benchmark.store import Cell, save_cell
+from benchmark.store import Cell
 from benchmark.tables import SPECS, TABLE2_METRICS
 
 
@@ -175,7 +175,7 @@ def test_rows_without_per_query_values_get_bold_and_underline_only(tmp_path):
         evaluation = {"metrics": {"AUROC": auroc}, "queries": 10}
         result = {"dataset_name": "tiny", "metrics": evaluation["metrics"], "queries": 10}
         result["evaluations"] = {"conversion": evaluation}
-        save_cell(tmp_path, Cell("table-10", "tiny", model, "smoke", 0), result, {"seed": 0})
+        store_cell(tmp_path, Cell("table-10", "tiny", model, "smoke", 0), result)
     (doc,) = documents_for(SPECS["table-10"], tmp_path)
     rows = {row["model"]: row for row in doc.rows}
     assert rows["gamer_rank"]["marks"] == {"AUROC": {"bold": True, "underline": False}}

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from benchmark.store import Cell, code_version, load_cell, save_cell, stored_cells, write_atomic
+from benchmark.store import Cell, code_version, load_cell, stored_cells, write_atomic
+from helpers import store_cell
 
 
 def test_a_failed_write_leaves_the_previous_file_whole(tmp_path):
@@ -24,7 +25,7 @@ def test_a_failed_write_leaves_the_previous_file_whole(tmp_path):
 
 def test_cells_round_trip_and_torn_files_are_ignored(tmp_path):
     cell = Cell("table-2", "synthetic", "rule_based", "smoke", 7)
-    path = save_cell(tmp_path, cell, {"metrics": {"HR@1": 0.5}}, {"seed": 7})
+    path = store_cell(tmp_path, cell, {"metrics": {"HR@1": 0.5}})
     assert path == tmp_path / "cells" / "table-2" / "synthetic" / "rule_based" / "smoke-seed7.json"
     assert load_cell(path)["result"]["metrics"]["HR@1"] == 0.5
     (path.parent / "smoke-seed8.json").write_text('{"schema_version": 1, "cell":')  # a torn file
