@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -73,6 +74,12 @@ def _print_cell_summaries(spec, root: Path, cells: list, profile: str) -> None:
         print(f"not converged, stopped at the epoch cap: {', '.join(capped)}", file=sys.stderr)
 
 
+def resume_command(argv: list[str]) -> str:
+    """The command that resumes an interrupted run: the same one, without ``--force`` (which would
+    recompute what the interrupted run already stored)."""
+    return shlex.join(["gamer-bench", *(a for a in argv if a != "--force")])
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from benchmark import runner
     from benchmark.store import results_dir
@@ -91,18 +98,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         if spec.kind == "online":
             print(f"{spec.id}: {spec.note}", file=sys.stderr)
             continue
-        report = runner.run(
-            spec,
-            root,
-            datasets=_comma_list(args.dataset),
-            models=_comma_list(args.models),
-            profile=args.profile,
-            seeds=_seeds(args, spec.seeds),
-            jobs=args.jobs,
-            force=args.force,
-            progress=not args.quiet,
-            backend=args.backend,
-        )
+        try:
+            report = runner.run(
+                spec,
+                root,
+                datasets=_comma_list(args.dataset),
+                models=_comma_list(args.models),
+                profile=args.profile,
+                seeds=_seeds(args, spec.seeds),
+                jobs=args.jobs,
+                force=args.force,
+                progress=not args.quiet,
+                backend=args.backend,
+            )
+        except runner.Interrupted as stop:
+            print(f"gamer-bench: {stop}; resume with: {resume_command(args.argv)}", file=sys.stderr)
+            return 143 if stop.signal_name == "SIGTERM" else 130
         for line in report.notes:
             print(line, file=sys.stderr)
         for line in report.skipped:
@@ -242,12 +253,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as error:
         print(f"gamer-bench: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("gamer-bench: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

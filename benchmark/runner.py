@@ -6,11 +6,14 @@ Each cell loads its dataset itself, so cells are independent and can run in any 
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import threading
 import time
 import warnings
-from collections.abc import Iterable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -339,9 +342,73 @@ def expand(
     return cells, skipped
 
 
-def _guarded_cell(spec: TableSpec, cell: Cell, root: Path) -> tuple[list[str], str]:
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C's KeyboardInterrupt: joblib then kills its workers."""
+
+
+class Interrupted(Exception):
+    """A run stopped by SIGINT or SIGTERM after its workers were taken down; what it had stored stays."""
+
+    def __init__(self, spec: TableSpec, signal_name: str, stored: int, total: int) -> None:
+        super().__init__(f"{spec.id}: interrupted by {signal_name}: {stored} of {total} cell(s) stored")
+        self.spec, self.signal_name, self.stored, self.total = spec, signal_name, stored, total
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Within: SIGTERM raises `Terminated` in the main thread (elsewhere signals cannot be handled)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise Terminated("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+_watching: list[int] = []
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In a worker process: exit as soon as process ``parent`` is gone (a SIGKILL gives the parent no
+    chance to take its workers down, and a worker left alone would store its cell later, over a newer
+    rerun's). One daemon thread per worker, polling twice a second."""
+    if os.getpid() == parent or _watching:
+        return
+    _watching.append(parent)
+
+    child = os.getppid() == parent  # loky's workers are; then a dead parent shows at once as a new ppid
+
+    def alive() -> bool:
+        if child:
+            return os.getppid() == parent
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # a live process of another user: the pid was reused, ours is gone
+            return False
+        return True
+
+    def watch() -> None:
+        while alive():
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="gamer-bench-parent-watch", daemon=True).start()
+
+
+def _guarded_cell(spec: TableSpec, cell: Cell, root: Path, parent: int | None = None) -> tuple[list[str], str]:
     """`run_cell`, with an exception turned into its message so that one failing cell does not stop a
-    long run (the others still finish and are stored). An interrupt (Ctrl-C, a kill) is not caught."""
+    long run (the others still finish and are stored). An interrupt (Ctrl-C, a kill) is not caught.
+    ``parent``: the pid of the local process that launched the run, which this worker must not outlive."""
+    if parent is not None:
+        _exit_with_parent(parent)
     try:
         return run_cell(spec, cell, root), ""
     except Exception as error:  # reported per cell; the run goes on
@@ -366,8 +433,6 @@ def backend_context(backend: str, jobs: int) -> AbstractContextManager:
             from dask.distributed import Client
         except ImportError as error:
             raise ValueError(f"--backend dask needs Dask ({error}): pip install 'gamer-bench[dask]'") from None
-        import os
-
         Client(os.environ.get("DASK_SCHEDULER_ADDRESS"))  # registers itself as the default client
         return parallel_config(backend="dask", n_jobs=jobs)
     raise ValueError(f"unknown backend {backend!r}; use one of {BACKENDS}")
@@ -405,15 +470,25 @@ def run(
         jobs = 1
     failed: list[str] = []
     if todo:
-        tasks = (delayed(_guarded_cell)(spec, cell, root) for cell in todo)
-        with backend_context(backend, jobs), warnings.catch_warnings():
-            # loky restarts a worker whose memory grew by over 300 MB during a cell (a model and its data
-            # do) and warns of a leak; the next cell simply runs in a fresh worker.
-            warnings.filterwarnings("ignore", "A worker stopped while some jobs were given", UserWarning)
-            results = Parallel(n_jobs=jobs, return_as="generator")(tasks)
-            for cell_notes, error in tqdm(results, total=len(todo), desc=spec.id, unit="cell", disable=not progress):
-                notes += [note for note in cell_notes if note not in notes]
-                failed += [error] if error else []
+        parent = os.getpid() if backend == "loky" else None  # Ray and Dask workers may live on other hosts
+        tasks = (delayed(_guarded_cell)(spec, cell, root, parent) for cell in todo)
+        try:
+            with _sigterm_as_interrupt(), backend_context(backend, jobs), warnings.catch_warnings():
+                # loky restarts a worker whose memory grew by over 300 MB during a cell (a model and its data
+                # do) and warns of a leak; the next cell simply runs in a fresh worker.
+                warnings.filterwarnings("ignore", "A worker stopped while some jobs were given", UserWarning)
+                results = Parallel(n_jobs=jobs, return_as="generator")(tasks)
+                try:
+                    bar = tqdm(results, total=len(todo), desc=spec.id, unit="cell", disable=not progress)
+                    for cell_notes, error in bar:
+                        notes += [note for note in cell_notes if note not in notes]
+                        failed += [error] if error else []
+                finally:
+                    results.close()  # on an interrupt: joblib aborts the run and kills its workers
+        except KeyboardInterrupt as error:
+            stored = sum(_reusable(spec, cell, root, []) for cell in cells)
+            name = "SIGTERM" if isinstance(error, Terminated) else "SIGINT"
+            raise Interrupted(spec, name, stored, len(cells)) from None
     computed = [cell for cell in todo if not any(e.startswith(cell.describe() + ":") for e in failed)]
     return RunReport(computed, reused, skipped, notes, failed)
 

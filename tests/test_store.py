@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers import store_cell
 
 from benchmark.store import Cell, code_version, load_cell, stored_cells, write_atomic
-from helpers import store_cell
 
 
 def test_a_failed_write_leaves_the_previous_file_whole(tmp_path):

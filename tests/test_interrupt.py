@@ -1,0 +1,88 @@
+"""An interrupted parallel run takes its workers down and says how to resume (issue: a trustworthy store).
+
+Before: SIGTERM or SIGKILL of `gamer-bench run --jobs N` left loky workers running; they stored their
+cells some 40 s later, possibly over a newer `--force` rerun. These tests start a real run in a
+subprocess, find its workers by an environment marker, and signal the parent.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from protocols.catalog import REPO_ROOT
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds processes through /proc")
+
+
+def marked(marker: str) -> list[int]:
+    """Pids of live processes whose environment holds ``marker``."""
+    needle = f"GAMER_BENCH_TEST_MARK={marker}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                if state != "Z":  # a zombie has exited; only its entry waits to be reaped
+                    found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def wait_until(condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return condition()
+
+
+def start_run(tmp_path: Path) -> tuple[subprocess.Popen, str]:
+    """A two-worker run of two generative rows (about a minute each), once both workers are busy."""
+    marker = uuid.uuid4().hex
+    env = os.environ | {"GAMER_BENCH_TEST_MARK": marker, "OMP_NUM_THREADS": "1"}
+    argv = ["run", "--table", "2", "--models", "gamer_sid,gamer_cid", "--jobs", "2", "--quiet"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmark.cli", *argv, "--results-dir", str(tmp_path / "results")],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "stderr").open("w"),  # a pipe would stay open as long as any worker lives
+    )
+    assert wait_until(lambda: len(set(marked(marker)) - {proc.pid}) >= 2, 60), "the workers never started"
+    time.sleep(8)  # the workers import torch and start their cells
+    assert proc.poll() is None
+    return proc, marker
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_takes_the_workers_down_and_prints_how_to_resume(tmp_path, signum, code):
+    proc, marker = start_run(tmp_path)
+    proc.send_signal(signum)
+    proc.wait(timeout=60)
+    err = (tmp_path / "stderr").read_text()
+    assert proc.returncode == code, err
+    assert "Traceback" not in err
+    (line,) = [line for line in err.splitlines() if "interrupted" in line]
+    assert f"interrupted by {signal.Signals(signum).name}: 0 of 2 cell(s) stored" in line
+    assert "resume with: gamer-bench run --table 2 --models gamer_sid,gamer_cid --jobs 2" in line
+    assert wait_until(lambda: not marked(marker), 10), f"left running: {marked(marker)}"
+    assert not list((tmp_path / "results").rglob("*.json"))
+
+
+def test_workers_do_not_outlive_a_killed_parent(tmp_path):
+    proc, marker = start_run(tmp_path)
+    proc.kill()
+    proc.wait(timeout=30)
+    assert wait_until(lambda: not marked(marker), 10), f"left running: {marked(marker)}"
