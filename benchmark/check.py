@@ -44,6 +44,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from benchmark.arguments import name_list
 from benchmark.store import Cell, code_version, load_cell
 from benchmark.tables import SPECS, TableSpec
 from protocols.catalog import REPO_ROOT, resolve
@@ -307,11 +308,11 @@ def header_for(plan: ReferencePlan, spec: TableSpec, tolerance: float) -> dict[s
 # ---- the command ----------------------------------------------------------------------------------
 
 
-def parse_tables(text: str | None) -> list[str]:
-    """``table-1,figure-2`` or ``1,2`` (table numbers) -> table ids in PLANS; None -> all of them."""
-    if not text:
+def parse_tables(names: list[str] | None) -> list[str]:
+    """``["table-1", "figure-2"]`` or ``["1", "2"]`` (table numbers) -> table ids in PLANS; None -> all."""
+    if names is None:
         return list(PLANS)
-    ids = [f"table-{part}" if part.isdigit() else part for part in (p.strip() for p in text.split(",")) if part]
+    ids = [f"table-{part}" if part.isdigit() else part for part in names]
     unknown = [t for t in ids if t not in PLANS]
     if unknown:
         raise ValueError(f"--tables: no reference for {unknown}; tables with one: {', '.join(PLANS)}")
@@ -423,7 +424,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "the reference; exit 1 naming each value that moved beyond its file's tolerance, and each cell on one side "
         "only. --update rewrites the files from the rerun: review it with `git diff results/reference`.",
     )
-    parser.add_argument("--tables", help=f"comma-separated ids or table numbers (default: {', '.join(PLANS)})")
+    parser.add_argument(
+        "--tables",
+        type=name_list,
+        help=f"comma-separated ids or table numbers (default: {', '.join(PLANS)})",
+    )
     parser.add_argument("--all", dest="every_row", action="store_true", help="every row, not the default set")
     parser.add_argument(
         "--update", action="store_true", help="rewrite the reference files from the rerun (review: git diff)"

@@ -8,22 +8,14 @@ import sys
 from pathlib import Path
 
 from baselines.registry import PROFILES
-from benchmark import check
-
-
-def _comma_list(text: str | None) -> list[str] | None:
-    return [part.strip() for part in text.split(",") if part.strip()] if text else None
+from benchmark import arguments, check
 
 
 def _seeds(args: argparse.Namespace, default: tuple[int, ...]) -> list[int]:
     """``--seeds`` (a count from ``--seed``, or a list), else ``--seed``, else the table's own seeds."""
     first = 0 if args.seed is None else args.seed
-    if args.seeds:
-        return (
-            [int(s) for s in args.seeds.split(",")]
-            if "," in args.seeds
-            else list(range(first, first + int(args.seeds)))
-        )
+    if args.seeds is not None:
+        return args.seeds if isinstance(args.seeds, list) else list(range(first, first + args.seeds))
     return list(default) if args.seed is None else [args.seed]
 
 
@@ -102,8 +94,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             report = runner.run(
                 spec,
                 root,
-                datasets=_comma_list(args.dataset),
-                models=_comma_list(args.models),
+                datasets=args.dataset,
+                models=args.models,
                 profile=args.profile,
                 seeds=_seeds(args, spec.seeds),
                 jobs=args.jobs,
@@ -206,11 +198,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="train and evaluate what a table or figure needs, and store the results")
     target(run)
-    run.add_argument("--dataset", help="built-in name(s), comma separated, or a PATH.toml (default: the table's)")
-    run.add_argument("--models", help="registry names of rows, comma separated (default: every row)")
+    run.add_argument(
+        "--dataset",
+        type=arguments.name_list,
+        help="built-in name(s) or PATH.toml, comma separated (default: the table's)",
+    )
+    run.add_argument(
+        "--models", type=arguments.name_list, help="registry names of rows, comma separated (default: every row)"
+    )
     run.add_argument("--profile", choices=PROFILES, default="smoke")
-    run.add_argument("--seed", type=int, help="one seed (default: the table's seeds: 0, or 0-4 for Table 10)")
-    run.add_argument("--seeds", help="a count (N seeds from --seed) or a comma-separated list")
+    run.add_argument(
+        "--seed", type=arguments.seed, help="one seed (default: the table's seeds: 0, or 0-4 for Table 10)"
+    )
+    run.add_argument(
+        "--seeds", type=arguments.seeds, help="a count >= 1 (N seeds from --seed) or a comma-separated list"
+    )
     run.add_argument("--all", action="store_true", help="every table and figure, on every dataset available")
     run.add_argument("--jobs", type=int, default=1, help="cells run in parallel (joblib workers)")
     run.add_argument(

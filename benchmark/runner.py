@@ -6,6 +6,7 @@ Each cell loads its dataset itself, so cells are independent and can run in any 
 
 from __future__ import annotations
 
+import difflib
 import os
 import signal
 import sys
@@ -316,23 +317,34 @@ def expand(
     profile: str,
     seeds: Iterable[int],
 ) -> tuple[list[Cell], list[str]]:
-    """The cells a table needs, and the reasons anything asked for was left out."""
+    """The cells a table needs, and the reasons anything asked for was left out.
+
+    ``None`` means the table's own datasets / every row; a dataset the user named that cannot be
+    found is an error (a table's own missing dataset is only skipped), and so is an empty list.
+    Model names match case-insensitively; an unknown one is an error that suggests the closest rows.
+    """
+    seeds = list(seeds)
+    if not seeds or any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in seeds):
+        raise ValueError(f"seeds must be integers >= 0, at least one; got {seeds}")
     skipped: list[str] = []
-    chosen = list(datasets) if datasets else list(spec.datasets)
+    if datasets is not None and not list(datasets):
+        raise ValueError("no dataset named (an empty --dataset)")
+    chosen = list(datasets) if datasets is not None else list(spec.datasets)
     available = []
     for name in chosen:
         ds = resolve(name)
         if ds.available():
             available.append(name)
+        elif datasets is not None:
+            raise FileNotFoundError(f"dataset {name}: not found at {ds.location()}")
         else:
             skipped.append(f"dataset {name}: not found at {ds.location()}")
     if not spec.has_models:
         return [Cell(spec.id, name) for name in available], skipped
     names = list(dict.fromkeys(row.model for row in spec.rows))
-    wanted = list(models) if models else names
-    unknown = [m for m in wanted if m not in names]
-    if unknown:
-        raise ValueError(f"{spec.id} has no row(s) {unknown}; its rows: {names}")
+    wanted = names if models is None else [_row_name(spec, names, m) for m in models]
+    if not wanted:
+        raise ValueError(f"no model named (an empty --models); {spec.id}'s rows: {', '.join(names)}")
     rows = [row for row in spec.rows if row.model in wanted]
     missing = list(dict.fromkeys(row.model for row in rows if row.model not in registry.MODELS))
     if missing:
@@ -401,6 +413,16 @@ def _exit_with_parent(parent: int) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, name="gamer-bench-parent-watch", daemon=True).start()
+
+
+def _row_name(spec: TableSpec, names: list[str], given: str) -> str:
+    """``given`` as one of the table's row names (``SASRec`` -> ``sasrec``), else an error with the closest."""
+    by_lower = {name.lower(): name for name in names}
+    if given.lower() in by_lower:
+        return by_lower[given.lower()]
+    close = difflib.get_close_matches(given.lower(), list(by_lower), n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(by_lower[c] for c in close)}? " if close else ""
+    raise ValueError(f"{spec.id} has no row {given!r}; {hint}its rows: {', '.join(names)}")
 
 
 def _guarded_cell(spec: TableSpec, cell: Cell, root: Path, parent: int | None = None) -> tuple[list[str], str]:

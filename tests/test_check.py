@@ -118,9 +118,10 @@ def test_a_default_check_compares_only_the_cells_it_reran(capsys):
 
 
 def test_tables_are_named_by_id_or_number():
-    assert check.parse_tables("1, figure-2") == ["table-1", "figure-2"]
+    assert check.parse_tables(["1", "figure-2"]) == ["table-1", "figure-2"]
+    assert _parse(["check", "--tables", "1, figure-2"]).tables == ["1", "figure-2"]
     with pytest.raises(ValueError, match="no reference for"):
-        check.parse_tables("table-99")
+        check.parse_tables(["table-99"])
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
