@@ -25,6 +25,7 @@ import csv
 import io
 import json
 import math
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -519,10 +520,21 @@ def _title(doc: Document) -> str:
     return f"{name}: {doc.spec.title}" + (f" [profile: {doc.profile}]" if doc.profile else "")
 
 
+_MARKDOWN_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "\\|", "\n": " ", "\r": " "}
+_MARKDOWN_SPECIAL = "\\`*_[]#"
+
+
+def markdown_escape(text: str) -> str:
+    """``text`` shown literally in GitHub Markdown: no raw HTML (``<script>`` becomes text), no table
+    break (``|``, newlines), no emphasis, link or code span made from a dataset's or a note's name."""
+    return "".join(_MARKDOWN_ESCAPES.get(ch, "\\" + ch if ch in _MARKDOWN_SPECIAL else ch) for ch in text)
+
+
 def _markdown_cell(cell: str) -> str:
     if not isinstance(cell, Marked):
-        return cell
-    text = f"**{cell}**" if cell.bold else str(cell)
+        return markdown_escape(cell)
+    text = markdown_escape(str(cell))
+    text = f"**{text}**" if cell.bold else text
     text = f"<u>{text}</u>" if cell.underline else text
     return text + SIGNIFICANCE.get(cell.verdict, "")
 
@@ -530,9 +542,10 @@ def _markdown_cell(cell: str) -> str:
 def to_markdown(doc: Document) -> str:
     headers, grid = _grid(doc)
     body = [[_markdown_cell(cell) for cell in line] for line in grid]
-    lines = [f"### {_title(doc)}", ""] + [f"- {h}" for h in doc.header]
+    lines = [f"### {markdown_escape(_title(doc))}", ""] + [f"- {markdown_escape(h)}" for h in doc.header]
     if doc.spec.note:
-        lines.append(f"- Note: {doc.spec.note}")
+        lines.append(f"- Note: {markdown_escape(doc.spec.note)}")
+    headers = [markdown_escape(h) for h in headers]
     lines += ["", tabulate(body, headers=headers, tablefmt="github", disable_numparse=True), ""]
     return "\n".join(lines)
 
@@ -596,6 +609,18 @@ def _csv_marks(headers: list[str], line: list[str]) -> str:
     return "; ".join(f"{h}={'+'.join(c.words)}" for h, c in marked if isinstance(c, Marked) and c.words)
 
 
+_SIGNED_NUMBER = re.compile(r"[-+]?\d*\.?\d+(e[-+]?\d+)? ?%?")
+
+
+def csv_safe(text: str) -> str:
+    """``text`` that a spreadsheet will not run as a formula: a field starting with ``= + - @``, a tab
+    or a carriage return gets a leading ``'`` (OWASP's advice), unless it is a number (``-0.0123``,
+    ``+12.3 %``) or a lone dash."""
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r") and text != "-" and not _SIGNED_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
 def to_csv(doc: Document) -> str:
     """Plain values; tables of metric rows add a last column ``marks`` (see the module docstring)."""
     headers, body = _grid(doc)
@@ -604,7 +629,8 @@ def to_csv(doc: Document) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["table", "profile"] + headers + (["marks"] if marks else []))
     for line in body:
-        writer.writerow([doc.spec.id, doc.profile or ""] + line + ([_csv_marks(headers, line)] if marks else []))
+        fields = [doc.spec.id, doc.profile or ""] + line + ([_csv_marks(headers, line)] if marks else [])
+        writer.writerow([csv_safe(str(field)) for field in fields])
     return buffer.getvalue()
 
 

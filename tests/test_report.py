@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import shutil
@@ -11,7 +13,16 @@ import numpy as np
 import pytest
 from helpers import store_cell, store_ranking_cell
 
-from benchmark.report import DELTA, documents_for, relative_difference, render, to_csv, to_latex, to_markdown
+from benchmark.report import (
+    DELTA,
+    csv_safe,
+    documents_for,
+    relative_difference,
+    render,
+    to_csv,
+    to_latex,
+    to_markdown,
+)
 from benchmark.store import Cell
 from benchmark.tables import SPECS, TABLE2_METRICS
 
@@ -128,3 +139,28 @@ def test_a_sid_row_that_fell_back_to_cids_says_so(tmp_path):
     path.write_text(json.dumps(stored))
     (doc,) = documents_for(SPECS["table-2"], tmp_path)
     assert "gamer_sid (synthetic, seed 0) ran on chunked IDs, not SIDs: 62 % of distinct inputs collide" in doc.header
+
+
+HOSTILE = '=HYPERLINK("http://evil")<img src=x onerror=alert(1)>|*x*'
+
+
+def test_a_hostile_dataset_name_is_escaped_in_markdown_and_csv(tmp_path):
+    row = {"dataset": HOSTILE, "users": 3, "items": 5, "sessions": 12, "interactions": 36}
+    store_cell(tmp_path, Cell("table-1", "mine.toml"), {"row": row, "filter": {"users_removed": 0}})
+    (doc,) = documents_for(SPECS["table-1"], tmp_path)
+    markdown = to_markdown(doc)
+    assert "<img" not in markdown and "&lt;img src=x onerror=alert(1)&gt;" in markdown
+    table_line = next(line for line in markdown.splitlines() if "HYPERLINK" in line)
+    assert "\\|\\*x\\*" in table_line  # the | stays inside its cell, the stars are not emphasis
+    (line,) = [r for r in csv.reader(io.StringIO(to_csv(doc))) if any("HYPERLINK" in f for f in r)]
+    assert next(f for f in line if "HYPERLINK" in f).startswith("'=HYPERLINK")
+
+
+def test_numbers_and_dashes_stay_as_they_are_in_csv():
+    assert [csv_safe(t) for t in ("-0.0123", "+12.3 %", "-", "0.5 ± 0.1")] == ["-0.0123", "+12.3 %", "-", "0.5 ± 0.1"]
+    assert [csv_safe(t) for t in ("=1+1", "@SUM(A1)", "-2+3*cmd|' /C calc'!A0", "\t=1")] == [
+        "'=1+1",
+        "'@SUM(A1)",
+        "'-2+3*cmd|' /C calc'!A0",
+        "'\t=1",
+    ]
