@@ -25,7 +25,7 @@ from joblib import Parallel, delayed, parallel_config
 from tqdm import tqdm
 
 from baselines import registry
-from benchmark.store import Cell, CellError, load_cell, provenance, save_cell, training_record
+from benchmark.store import Cell, CellError, code_version, load_cell, provenance, save_cell, training_record
 from benchmark.tables import Evaluation, Row, TableSpec
 from protocols import metrics
 from protocols.catalog import resolve
@@ -487,6 +487,12 @@ def run(
             reused.append(cell)
         else:
             todo.append(cell)
+    older = _other_code_versions(reused, root)
+    if older:
+        notes.append(
+            f"{spec.id}: {sum(older.values())} reused cell(s) were computed by other code versions "
+            f"({', '.join(sorted(older))}; this is {code_version()}); --force recomputes them"
+        )
     if spec.kind == "training-cost" and jobs != 1:
         notes.append(f"{spec.id} times training: its cells run one at a time (--jobs {jobs} ignored)")
         jobs = 1
@@ -513,6 +519,16 @@ def run(
             raise Interrupted(spec, name, stored, len(cells)) from None
     computed = [cell for cell in todo if not any(e.startswith(cell.describe() + ":") for e in failed)]
     return RunReport(computed, reused, skipped, notes, failed)
+
+
+def _other_code_versions(cells: list[Cell], root: Path) -> dict[str, int]:
+    """How many of ``cells`` (stored, well formed) each code version other than this one computed."""
+    current, counts = code_version(), {}
+    for cell in cells:
+        version = load_cell(cell.path(root))["provenance"]["code_version"]
+        if version != current:
+            counts[version] = counts.get(version, 0) + 1
+    return counts
 
 
 def _reusable(spec: TableSpec, cell: Cell, root: Path, notes: list[str]) -> bool:

@@ -191,3 +191,15 @@ def test_cells_are_written_with_the_users_umask(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_run_says_when_it_reuses_cells_of_another_code_version(tmp_path):
+    toml = write_dataset(tmp_path / "data")
+    run_table1(tmp_path / "results", toml)
+    path = Cell("table-1", str(toml)).path(tmp_path / "results")
+    payload = json.loads(path.read_text())
+    payload["provenance"]["code_version"] = "0123456789ab"
+    path.write_text(json.dumps(payload))
+    report = run_table1(tmp_path / "results", toml)
+    assert len(report.reused) == 1
+    assert any("1 reused cell(s) were computed by other code versions (0123456789ab" in n for n in report.notes)
