@@ -14,11 +14,14 @@ import importlib.util
 import json
 import os
 import sys
+import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_type_hints
+
+import numpy as np
 
 from protocols.interactions import Interactions, Schema, SessionRule
 
@@ -303,27 +306,106 @@ BUILTIN: dict[str, DatasetSpec] = {
     )
 }
 
-_TOML_KEYS = {
-    "name",
-    "path",
-    "format",
-    "behaviors",
-    "target",
-    "timezone",
-    "columns",
-    "session",
-    "behavior_map",
-    "rating_edges",
-    "separator",
-    "header",
-    "description",
-    "synthetic",
-    "ranking",
+
+@dataclass(frozen=True)
+class _Type:
+    """What a TOML value must be: ``description`` says it in an error message, ``admits`` checks it."""
+
+    description: str
+    admits: Callable[[Any], bool]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)  # TOML's true is a Python int
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_STRING = _Type("a string", lambda value: isinstance(value, str))
+_NUMBER = _Type("a number", _is_number)
+_INTEGER = _Type("an integer", _is_integer)
+_BOOLEAN = _Type("a boolean (true or false)", lambda value: isinstance(value, bool))
+_TABLE = _Type("a table", lambda value: isinstance(value, dict))
+_STRINGS = _Type("a list of strings", lambda value: isinstance(value, list) and all(isinstance(v, str) for v in value))
+_NUMBERS = _Type("a list of numbers", lambda value: isinstance(value, list) and all(map(_is_number, value)))
+_STRING_TABLE = _Type(
+    "a table of strings", lambda value: isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+)
+_POSITION = _Type("a 0-based column position (header = false)", lambda value: _is_integer(value) and value >= 0)
+# What a TOML value is, as its error message names it (dates and times are the only other TOML values).
+_TOML_KINDS = {
+    bool: "a boolean",
+    int: "an integer",
+    float: "a float",
+    str: "a string",
+    list: "an array",
+    dict: "a table",
 }
-_SESSION_KEYS = {"rule", "minutes", "timezone"}
-_COLUMN_KEYS = {"user", "item", "behavior", "timestamp"}
-_FORMATS = ("csv", "tsv", "parquet", "gamer", "sslrec", "taobao", "recbole", "synthetic", "synthetic-big")
-_RANKING_KEYS = {"exposure", "conversion"}
+
+_TOML_TYPES = {
+    "name": _STRING,
+    "path": _STRING,
+    "format": _STRING,
+    "description": _STRING,
+    "behaviors": _STRINGS,
+    "target": _STRING,
+    "timezone": _STRING,
+    "columns": _TABLE,
+    "session": _TABLE,
+    "behavior_map": _STRING_TABLE,
+    "rating_edges": _NUMBERS,
+    "separator": _STRING,
+    "header": _BOOLEAN,
+    "synthetic": _TABLE,
+    "ranking": _TABLE,
+}
+_SESSION_TYPES = {"rule": _STRING, "minutes": _NUMBER, "timezone": _STRING}
+# The [session] keys each rule reads. Rule 'file' (session ids from the data) is no choice here: only the
+# GAMER release carries session ids, and its format takes no [session] table.
+_SESSION_READS = {"gap": {"rule", "minutes"}, "day": {"rule", "timezone"}}
+_COLUMN_ROLES = ("user", "item", "behavior", "timestamp")
+_RANKING_TYPES = {"exposure": _STRING, "conversion": _STRING}
+
+
+@dataclass(frozen=True)
+class _Format:
+    """The top-level keys a format reads besides ``name``, ``format`` and ``description``, those it needs,
+    and what the data brings itself in place of the keys it does not read."""
+
+    reads: frozenset[str]
+    needs: tuple[str, ...] = ("path", "behaviors", "session")
+    brings: str = ""
+
+
+_FILE_KEYS = frozenset({"path", "ranking", "behaviors", "target", "session", "timezone"})
+_TABLE_KEYS = _FILE_KEYS | {"columns", "behavior_map", "rating_edges"}
+_SYNTHETIC_FORMAT = _Format(frozenset({"synthetic"}), (), "the generator makes the data from the [synthetic] table")
+_FORMAT_KEYS = {
+    "csv": _Format(_TABLE_KEYS | {"separator", "header"}),
+    "tsv": _Format(_TABLE_KEYS | {"separator", "header"}),
+    "parquet": _Format(_TABLE_KEYS, brings="a parquet file names its columns itself"),
+    # `read_gamer_release` takes the behaviors and their levels from <D>.behavior_level.json and the
+    # sessions from <D>.SMB.session.json, so 'behaviors', 'target' and [session] would go unread; 'name'
+    # is the release's <D> (by default, the one the folder holds).
+    "gamer": _Format(
+        frozenset({"path", "ranking", "timezone"}),
+        ("path",),
+        "the release brings its behaviors (<D>.behavior_level.json) and sessions (<D>.SMB.session.json)",
+    ),
+    "sslrec": _Format(_FILE_KEYS, brings="one matrix train_mat_<behavior>.pkl per behavior, of unix seconds"),
+    "taobao": _Format(
+        _FILE_KEYS | {"behavior_map"},
+        brings="fixed columns user_id,item_id,category_id,behavior_type,timestamp (unix seconds), no header line",
+    ),
+    "recbole": _Format(_TABLE_KEYS, brings="a tab-separated file with a typed header line"),
+    "synthetic": _SYNTHETIC_FORMAT,
+    "synthetic-big": _SYNTHETIC_FORMAT,
+}
+_FORMATS = tuple(_FORMAT_KEYS)
+# These formats hold unix seconds, so a time zone only decides the calendar days of [session] rule = 'day'.
+_UNIX_SECONDS_FORMATS = ("sslrec", "taobao")
 
 
 def _unknown(found: set[str], allowed: set[str], where: str, toml: Path) -> None:
@@ -332,33 +414,166 @@ def _unknown(found: set[str], allowed: set[str], where: str, toml: Path) -> None
         raise ValueError(f"{toml}: unknown key(s) {extra} in {where}; allowed keys: {sorted(allowed)}")
 
 
+def _typed(table: dict, types: dict[str, _Type], where: str, toml: Path) -> dict:
+    """``table``, once every key is one of ``types`` and every value has its key's type."""
+    _unknown(set(table), set(types), where, toml)
+    for key, value in table.items():
+        expected = types[key]
+        if not expected.admits(value):
+            found = f"{json.dumps(value, default=str)} ({_TOML_KINDS.get(type(value), 'a date or time')})"
+            hint = "; write it without quotes" if isinstance(value, str) and _admits_unquoted(expected, value) else ""
+            raise ValueError(f"{toml}: {key!r} in {where} must be {expected.description}; found {found}{hint}")
+    return table
+
+
+def _admits_unquoted(expected: _Type, text: str) -> bool:
+    """Whether ``text`` without its quotes is a TOML value of the ``expected`` type ("30" for a number)."""
+    try:
+        return expected.admits(tomllib.loads(f"value = {text}")["value"])
+    except tomllib.TOMLDecodeError:
+        return False
+
+
+def _synthetic_types() -> dict[str, _Type]:
+    """[synthetic]'s keys: each `protocols.synthetic.SyntheticConfig` field by its annotation, and ``scale``."""
+    from protocols.synthetic import SyntheticConfig
+
+    by_annotation = {int: _INTEGER, float: _NUMBER, bool: _BOOLEAN, str: _STRING}
+    hints = get_type_hints(SyntheticConfig)
+    types = {}
+    for field in fields(SyntheticConfig):
+        # ``float | None`` is a number: TOML has no null, so only the default can be None.
+        annotation = next(a for a in get_args(hints[field.name]) or (hints[field.name],) if a is not type(None))
+        types[field.name] = by_annotation[annotation]
+    return types | {"scale": _NUMBER}
+
+
+def _check_format_keys(config: dict, fmt: str, toml: Path) -> None:
+    """Raise for a key the format does not read (it would be silently ignored) or a key it needs."""
+    spec = _FORMAT_KEYS[fmt]
+    reads = spec.reads | {"name", "format", "description"}
+    unread = sorted(set(config) - reads)
+    if unread:
+        brings = f" ({spec.brings})" if spec.brings else ""
+        raise ValueError(
+            f"{toml}: key(s) {unread} have no effect with format {fmt!r}, which reads only {sorted(reads)}"
+            f"{brings}; remove them"
+        )
+    for key in spec.needs:
+        if key not in config:
+            raise ValueError(f"{toml}: missing required key {key!r} (format {fmt!r})")
+
+
 def _session_rule(table: dict, toml: Path, timezone: str) -> SessionRule:
-    _unknown(set(table), _SESSION_KEYS, "[session]", toml)
+    """The [session] table's rule: ``gap`` reads ``minutes``, ``day`` reads ``timezone`` (by default the
+    top-level one); a key its rule does not read is an error, not ignored."""
+    _typed(table, _SESSION_TYPES, "[session]", toml)
     rule = table.get("rule")
-    if rule == "gap":
-        if "minutes" not in table:
-            raise ValueError(f"{toml}: [session] rule = 'gap' needs 'minutes' (e.g. minutes = 30)")
-        return SessionRule.gap(float(table["minutes"]))
-    if rule == "day":
-        return SessionRule.day(str(table.get("timezone", timezone)))
     if rule == "file":
-        return SessionRule.from_file()
-    raise ValueError(f"{toml}: [session] rule must be 'gap', 'day' or 'file', found {rule!r}")
+        raise ValueError(
+            f"{toml}: [session] rule = 'file' keeps the session ids of the data, and only format 'gamer' has "
+            "them (it takes no [session] table); use rule = 'gap' or 'day'"
+        )
+    if rule not in _SESSION_READS:
+        raise ValueError(f"{toml}: [session] rule must be 'gap' or 'day', found {rule!r}")
+    unread = sorted(set(table) - _SESSION_READS[rule])
+    if unread:
+        raise ValueError(
+            f"{toml}: key(s) {unread} in [session] have no effect with rule {rule!r}, which reads only "
+            f"{sorted(_SESSION_READS[rule])}; remove them"
+        )
+    if rule == "day":
+        return SessionRule.day(table.get("timezone", timezone))
+    if "minutes" not in table:
+        raise ValueError(f"{toml}: [session] rule = 'gap' needs 'minutes' (e.g. minutes = 30)")
+    if table["minutes"] < 0:
+        raise ValueError(f"{toml}: [session] minutes must be >= 0, found {table['minutes']}")
+    return SessionRule.gap(table["minutes"])
+
+
+def _schema_from_toml(config: dict, name: str, toml: Path) -> Schema:
+    """Behaviors (lowest level first, the target last) and the session rule of a format that takes them."""
+    behaviors = tuple(config["behaviors"])
+    target = config.get("target", behaviors[-1] if behaviors else None)
+    if not behaviors or target != behaviors[-1]:
+        raise ValueError(
+            f"{toml}: 'target' ({target!r}) must be the highest-level behavior, i.e. the last of "
+            f"'behaviors' (lowest level first): {list(behaviors)}"
+        )
+    rule = _session_rule(config["session"], toml, config.get("timezone", "UTC"))
+    fmt = config["format"]
+    if (
+        fmt in _UNIX_SECONDS_FORMATS
+        and "timezone" in config
+        and (rule.kind != "day" or "timezone" in config["session"])
+    ):
+        raise ValueError(
+            f"{toml}: 'timezone' has no effect with format {fmt!r}: its timestamps are unix seconds, and the "
+            "zone only sets the calendar days of a [session] rule = 'day' that names none; remove it"
+        )
+    unmapped = sorted(set(config.get("behavior_map", {}).values()) - set(behaviors))
+    if unmapped:
+        raise ValueError(
+            f"{toml}: behavior_map maps to {unmapped}, which are not in 'behaviors' {list(behaviors)}; map each "
+            "raw value to one of them"
+        )
+    if "behavior_map" in config and "rating_edges" in config:
+        raise ValueError(
+            f"{toml}: 'behavior_map' has no effect with 'rating_edges' (the behavior column then holds ratings, "
+            "cut into levels at the edges); keep one of them"
+        )
+    try:
+        return Schema(name, behaviors, rule)
+    except ValueError as error:
+        raise ValueError(f"{toml}: {error}") from None
+
+
+def _columns(config: dict, toml: Path) -> dict[str, str | int]:
+    """[columns]: each role's column name; with ``header = false``, every role's 0-based position."""
+    columns = config.get("columns", {})
+    if config.get("header", True):
+        return _typed(columns, dict.fromkeys(_COLUMN_ROLES, _STRING), "[columns]", toml)
+    _typed(columns, dict.fromkeys(_COLUMN_ROLES, _POSITION), "[columns]", toml)
+    missing = [role for role in _COLUMN_ROLES if role not in columns]
+    if missing:
+        raise ValueError(
+            f"{toml}: with header = false, columns are 0-based positions and [columns] must give every role; "
+            f"{missing} missing (e.g. user = 0, item = 1, behavior = 2, timestamp = 3)"
+        )
+    return columns
+
+
+def _report_absent_behaviors(inter: Interactions, data: Path | None, toml: Path, conversion: str | None) -> None:
+    """Raise when the target behavior (the ranking view's ``conversion``, if any) never occurs in the loaded
+    data: no target-behavior query could be built. Warn about any other behavior that never occurs."""
+    counts = np.bincount(inter.behavior, minlength=len(inter.schema.behaviors))
+    absent = [name for name, count in zip(inter.schema.behaviors, counts, strict=True) if count == 0]
+    target, role = (
+        (conversion, "the target: [ranking] conversion") if conversion else (inter.schema.target, "the target")
+    )
+    if target in absent:
+        raise ValueError(
+            f"{toml}: behavior {target!r} ({role}) never occurs in {data}; check the behavior names, "
+            "behavior_map or rating_edges against the data"
+        )
+    if absent:
+        warnings.warn(
+            f"{toml}: behavior(s) {absent} never occur in {data}; they keep their levels but hold no interaction "
+            "(remove them from 'behaviors' if the data has none)",
+            stacklevel=3,
+        )
 
 
 def _synthetic_from_toml(config: dict, toml: Path) -> DatasetSpec:
     """The embedded generator at another size or seed: ``format = "synthetic"`` (or ``"synthetic-big"``,
     the ranking view) and a ``[synthetic]`` table of `protocols.synthetic.SyntheticConfig` fields
-    (``n_users``, ``n_items``, ``seed``, ...) and ``scale`` (a factor on users and items)."""
-    from dataclasses import fields
-
+    (``n_users``, ``n_items``, ``seed``, ...; each of its annotated type, a float field taking an
+    integer too) and ``scale`` (a factor on users and items)."""
     from protocols.synthetic import SyntheticConfig, generate
 
     fmt = config["format"]
-    _unknown(set(config), {"name", "format", "synthetic", "description"}, f"the top level (format {fmt!r})", toml)
-    settings = dict(config.get("synthetic", {}))
-    _unknown(set(settings), {f.name for f in fields(SyntheticConfig)} | {"scale"}, "[synthetic]", toml)
-    name = str(config.get("name", toml.stem))
+    settings = dict(_typed(config.get("synthetic", {}), _synthetic_types(), "[synthetic]", toml))
+    name = config.get("name", toml.stem)
 
     def generator() -> SyntheticConfig:
         if fmt == "synthetic-big":
@@ -375,7 +590,7 @@ def _synthetic_from_toml(config: dict, toml: Path) -> DatasetSpec:
 
     return DatasetSpec(
         name,
-        str(config.get("description", f"synthetic data from {toml}")),
+        config.get("description", f"synthetic data from {toml}"),
         lambda: None,
         read,
         origin=str(toml.resolve()),
@@ -384,44 +599,50 @@ def _synthetic_from_toml(config: dict, toml: Path) -> DatasetSpec:
 
 
 def dataset_from_toml(toml: Path) -> DatasetSpec:
-    """A custom dataset from a TOML description (every key is in the README; unknown keys are errors)."""
+    """A custom dataset from a TOML description (every key is in the README).
+
+    Errors, each naming the TOML file: an unknown key; a value not of its key's type (``minutes = "30"``);
+    a key the format does not read, so that nothing is silently ignored: ``gamer`` reads only ``path``,
+    ``timezone``, ``name`` (the release's <D>) and ``[ranking]``, since the release brings its own
+    behaviors and sessions and so needs neither ``behaviors`` nor ``[session]``; ``parquet``, ``sslrec``,
+    ``taobao`` and ``recbole`` read no ``separator`` or ``header``; ``sslrec`` and ``taobao`` no
+    ``[columns]`` or ``rating_edges`` (``taobao`` reads ``behavior_map``), and their ``timezone`` only sets
+    a day session rule's zone. At load, a behavior that never occurs in the data is warned about, and
+    is an error when it is the target.
+    """
     toml = Path(toml)
     try:
         config = tomllib.loads(toml.read_text())
     except tomllib.TOMLDecodeError as error:
         raise ValueError(f"{toml}: not valid TOML: {error}") from error
-    _unknown(set(config), _TOML_KEYS, "the top level", toml)
-    if config.get("format") in ("synthetic", "synthetic-big"):
-        return _synthetic_from_toml(config, toml)
-    for key in ("path", "format", "behaviors", "session"):
-        if key not in config:
-            raise ValueError(f"{toml}: missing required key {key!r}")
+    _typed(config, _TOML_TYPES, "the top level", toml)
+    if "format" not in config:
+        raise ValueError(f"{toml}: missing required key 'format'")
     fmt = config["format"]
     if fmt not in _FORMATS:
         raise ValueError(f"{toml}: format must be one of {list(_FORMATS)}, found {fmt!r}")
-    behaviors = tuple(config["behaviors"])
-    target = config.get("target", behaviors[-1] if behaviors else None)
-    if not behaviors or target != behaviors[-1]:
-        raise ValueError(
-            f"{toml}: 'target' ({target!r}) must be the highest-level behavior, i.e. the last of "
-            f"'behaviors' (lowest level first): {list(behaviors)}"
-        )
-    timezone = str(config.get("timezone", "UTC"))
-    rule = _session_rule(config["session"], toml, timezone)
-    columns = dict(config.get("columns", {}))
-    _unknown(set(columns), _COLUMN_KEYS, "[columns]", toml)
-    name = str(config.get("name", toml.stem))
+    _check_format_keys(config, fmt, toml)
+    if fmt in ("synthetic", "synthetic-big"):
+        return _synthetic_from_toml(config, toml)
+    name = config.get("name", toml.stem)
+    timezone = config.get("timezone", "UTC")
+    schema = None if fmt == "gamer" else _schema_from_toml(config, name, toml)
+    columns = _columns(config, toml)
     path = Path(config["path"]).expanduser()
     if not path.is_absolute():
         path = toml.parent / path
-    schema = Schema(name, behaviors, rule)
-    ranking = dict(config.get("ranking", {}))
-    _unknown(set(ranking), _RANKING_KEYS, "[ranking]", toml)
-    if ranking and set(ranking) != _RANKING_KEYS:
+    ranking = _typed(config.get("ranking", {}), _RANKING_TYPES, "[ranking]", toml)
+    if ranking and set(ranking) != set(_RANKING_TYPES):
         raise ValueError(f"{toml}: [ranking] needs both 'exposure' and 'conversion' (behavior names of the file)")
+    if ranking and schema is not None and not set(ranking.values()) <= set(schema.behaviors):
+        raise ValueError(
+            f"{toml}: [ranking] names {sorted(set(ranking.values()) - set(schema.behaviors))}, which are not in "
+            f"'behaviors' {list(schema.behaviors)}"
+        )
 
     def read(p: Path | None) -> Interactions:
         inter = read_file(p)
+        _report_absent_behaviors(inter, p, toml, ranking.get("conversion"))
         if not ranking:
             return inter
         from protocols.ranking import ranking_view
@@ -432,11 +653,10 @@ def dataset_from_toml(toml: Path) -> DatasetSpec:
         from protocols import formats
 
         if fmt in ("csv", "tsv", "parquet"):
-            cols = {"user": "user_id", "item": "item_id", "behavior": "behavior", "timestamp": "timestamp"} | columns
             return formats.read_table(
                 p,
                 schema=schema,
-                columns=cols,
+                columns=columns,
                 format=fmt,
                 separator=config.get("separator"),
                 header=config.get("header", True),
@@ -447,20 +667,21 @@ def dataset_from_toml(toml: Path) -> DatasetSpec:
         if fmt == "gamer":
             return formats.read_gamer_release(p, name=config.get("name"), timezone=timezone)
         if fmt == "sslrec":
-            return formats.read_sslrec(p, list(behaviors), name=name, session_rule=rule)
+            return formats.read_sslrec(p, schema.behaviors, name=name, session_rule=schema.session_rule)
         if fmt == "taobao":
-            return formats.read_taobao_userbehavior(p, schema=schema)
+            return formats.read_taobao_userbehavior(p, schema=schema, behavior_map=config.get("behavior_map"))
         return formats.read_recbole_inter(
             p,
             schema=schema,
-            behavior_field=columns.get("behavior"),
             rating_edges=config.get("rating_edges"),
             behavior_map=config.get("behavior_map"),
+            timezone=timezone,
+            **{f"{role}_field": column for role, column in columns.items()},  # user = "uid" -> user_field="uid"
         )
 
     return DatasetSpec(
         name,
-        str(config.get("description", f"custom dataset from {toml}")),
+        config.get("description", f"custom dataset from {toml}"),
         lambda: path,
         read,
         origin=str(toml.resolve()),
