@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 
 SessionKind = Literal["gap", "day", "file"]
 
@@ -92,6 +93,21 @@ class Schema:
             raise ValueError(
                 f"dataset {self.name!r}: unknown behavior {behavior!r}; expected one of {list(self.behaviors)}"
             ) from None
+
+
+def _dense_ids(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(ids, return_inverse=True)``, hashing object ids (strings of any length) first.
+
+    Sorting objects takes Python comparisons, so only the distinct ids are sorted. (A fixed-width
+    string array sorts faster but is as wide as the longest id in every row.)
+    """
+    if ids.dtype != object:
+        return np.unique(ids, return_inverse=True)
+    index, distinct = pd.factorize(ids, use_na_sentinel=False)
+    order = np.argsort(distinct, kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return distinct[order], rank[index]
 
 
 def _canonical_order(
@@ -183,12 +199,12 @@ class Interactions:
             timestamp = np.floor(timestamp).astype(np.int64)
         timestamp = timestamp.astype(np.int64, copy=False)
 
-        user_ids, user_index = np.unique(user, return_inverse=True)
+        user_ids, user_index = _dense_ids(user)
         if item_catalogue is not None:
             item_ids = np.unique(np.concatenate([np.asarray(item_catalogue), item]))
             item_index = np.searchsorted(item_ids, item)
         else:
-            item_ids, item_index = np.unique(item, return_inverse=True)
+            item_ids, item_index = _dense_ids(item)
 
         if session is not None:
             session = np.asarray(session).astype(np.int64)

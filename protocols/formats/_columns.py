@@ -1,4 +1,4 @@
-"""Column conversions shared by the tabular readers: ids, behavior levels, timestamps.
+"""Column conversions shared by the tabular readers: text, ids, behavior levels, timestamps.
 
 Each helper takes a pandas column and a `Rows` that turns a row index into an error location,
 works on the whole column at once, and raises `DataFormatError` at the first bad row. Loops run
@@ -8,6 +8,7 @@ over *distinct* values (a few behavior names), never over rows.
 from __future__ import annotations
 
 import bz2
+import codecs
 import gzip
 import lzma
 import warnings
@@ -26,12 +27,38 @@ from protocols.sessions import tzinfo_from_name
 # Unix seconds of the year 5000: a larger number is almost surely in milliseconds or microseconds.
 MAX_UNIX_SECONDS = 95_617_584_000
 COMPRESSION_SUFFIXES = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+# The decimal spelling str() gives an int64 (at most 19 digits): one text per integer, so ids in
+# this form can be stored as int64 without two of them merging ('0101' and '101' would).
+CANONICAL_INT64 = r"0|-?[1-9][0-9]{0,18}"
 
 
-def open_text(path: Path) -> IO[str]:
-    """Open a possibly compressed text file (the same suffixes pandas decompresses by itself)."""
+def open_text(path: Path, errors: str = "strict") -> IO[str]:
+    """Open a possibly compressed UTF-8 text file (the same suffixes pandas decompresses by itself)."""
     opener = COMPRESSION_SUFFIXES.get(path.suffix.lower(), open)
-    return opener(path, "rt", encoding="utf-8", errors="replace")
+    return opener(path, "rt", encoding="utf-8", errors=errors)
+
+
+def not_utf8(path: Path) -> DataFormatError:
+    """The error for a text file that does not decode as UTF-8, naming its first line that does not.
+
+    Only runs on the error path, so a Python loop over lines is acceptable.
+    """
+    opener = COMPRESSION_SUFFIXES.get(path.suffix.lower(), open)
+    with opener(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                if number == 1 and raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+                    found, example = "a UTF-16 byte-order mark", "iconv -f UTF-16 -t UTF-8"
+                else:
+                    found = f"the byte 0x{raw[error.start]:02x} (byte {error.start + 1} of the line)"
+                    example = "iconv -f LATIN1 -t UTF-8 for Latin-1"
+                return DataFormatError(
+                    f"{path}, line {number}: expected UTF-8 text, found {found}; re-encode the file as UTF-8 "
+                    f"(e.g. {example})"
+                )
+    return DataFormatError(f"{path}: expected UTF-8 text; re-encode the file as UTF-8")
 
 
 def data_lines(path: Path, header_lines: int, first_row: int = 0) -> Iterator[tuple[int, str]]:
@@ -41,7 +68,7 @@ def data_lines(path: Path, header_lines: int, first_row: int = 0) -> Iterator[tu
     Used only to name the line of an error, so a Python loop over lines is acceptable.
     """
     row = -header_lines
-    with open_text(path) as handle:
+    with open_text(path, errors="replace") as handle:  # only names a line: not_utf8 reports bad bytes
         for number, text in enumerate(handle, start=1):
             if not text.strip(" \r\n"):  # pandas skips these; a line holding a tab separator is a row
                 continue
@@ -86,12 +113,16 @@ def read_delimited(path: Path, rows: Rows, **options: Any) -> pd.DataFrame:
 
     Every column, because with ``usecols`` pandas ignores extra fields in a row; ``index_col=False``
     and an escalated ParserWarning, because otherwise a first row longer than the header becomes
-    an index and shifts every column. A ValueError (a dtype that does not fit) is left to the caller.
+    an index and shifts every column. Only an empty field is missing: pandas' other markers
+    ('NA', 'null', 'nan', ...) are ids some files use. A ValueError (a dtype that does not fit) is
+    left to the caller.
     """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            return pd.read_csv(path, index_col=False, **options)
+            return pd.read_csv(path, index_col=False, keep_default_na=False, na_values=[""], **options)
+    except UnicodeDecodeError:
+        raise not_utf8(path) from None
     except pd.errors.EmptyDataError:
         raise DataFormatError(f"{path}: the file is empty; expected a header line and rows") from None
     except pd.errors.ParserWarning:
@@ -116,13 +147,32 @@ def require_values(values: pd.Series, field: str, rows: Rows) -> None:
         raise DataFormatError(f"{rows.where(first(missing))}: field {field!r} is empty; expected a value in every row")
 
 
-def id_column(values: pd.Series, field: str, rows: Rows) -> np.ndarray:
-    """A user or item id column as a numpy array (ids may be integers or strings)."""
+def int64_ids(values: pd.Series) -> np.ndarray | None:
+    """Text ids as int64 when every one is spelled `CANONICAL_INT64`, else None.
+
+    Parsed from the text, never through float64 (where 12345678901234567 equals the id one above).
+    """
+    if not values.str.fullmatch(CANONICAL_INT64, na=False).all():
+        return None
+    try:
+        return np.array(values.to_numpy(dtype=object), dtype=np.int64)  # int() of each text, exact
+    except OverflowError:  # 19 digits past the int64 range
+        return None
+
+
+def id_column(values: pd.Series, field: str, rows: Rows, *, integers: bool = True) -> np.ndarray:
+    """A user or item id column as a numpy array; two ids are one only when the file spells them alike.
+
+    Numbers (a parquet integer column) stay as they are. Text stays text, in an object array: a
+    fixed-width unicode array makes every id as wide as the longest one. With ``integers``, text
+    ids that all spell int64s canonically become int64: nothing merges, and they sort numerically
+    as integer ids read from other formats do (an SSLRec matrix row index, a Taobao id).
+    """
     require_values(values, field, rows)
     if pd.api.types.is_numeric_dtype(values):
         return values.to_numpy()
-    # Fixed-width unicode, not Python objects: np.unique sorts it many times faster.
-    return values.to_numpy().astype(str)
+    numbers = int64_ids(values) if integers and pd.api.types.is_string_dtype(values) else None
+    return values.to_numpy(dtype=object) if numbers is None else numbers
 
 
 def _lookup(behavior_map: Mapping, raw: object) -> object:

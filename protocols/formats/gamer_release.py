@@ -28,13 +28,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from protocols.formats._columns import tzinfo_from_name
+from protocols.formats._columns import int64_ids, not_utf8, tzinfo_from_name
 from protocols.formats.errors import DataFormatError
 from protocols.interactions import Interactions, Schema, SessionRule
 
 LISTS = ("inter", "behavior", "session", "time")
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 LEVEL_LETTERS = string.ascii_lowercase
+TOKEN_MAX = len("<a_>") + 18  # at most 18 digits: the code fits int64
 
 
 def _file(folder: Path, name: str, kind: str) -> Path:
@@ -62,6 +63,13 @@ def _load_object(path: Path) -> dict[str, Any]:
             data = json.load(handle)
         except json.JSONDecodeError as error:
             raise DataFormatError(f"{path}, line {error.lineno}: not valid JSON: {error.msg}") from None
+        except UnicodeDecodeError:
+            raise not_utf8(path) from None
+        except RecursionError:
+            raise DataFormatError(
+                f"{path}: the JSON is nested too deep to be a GAMER release file; expected an object keyed "
+                "by id whose values are lists of plain values (or, in item.json, shallow objects)"
+            ) from None
     if not isinstance(data, dict):
         raise DataFormatError(f"{path}: expected a JSON object keyed by id, found a JSON {type(data).__name__}")
     return data
@@ -129,9 +137,12 @@ class _Positions:
 
 
 def _integers(values: list, path: Path, positions: _Positions, what: str) -> np.ndarray:
-    array = np.array(values)
-    if array.dtype.kind in "iu" and array.ndim == 1:
-        return array.astype(np.int64)
+    # Types first: np.array of a list holding one long string makes every entry that wide.
+    if set(map(type, values)) <= {int}:
+        try:
+            return np.array(values, dtype=np.int64)
+        except OverflowError:
+            pass
     # Error path only: find the first entry that is not an integer (or does not fit int64).
     k = next((k for k, v in enumerate(values) if type(v) is not int or abs(v) >= 2**63), 0)
     raise DataFormatError(f"{positions.where(path, k)}: expected an integer {what}, found {values[k]!r}")
@@ -176,21 +187,19 @@ def _id_keys(path: Path, keys: list[str], what: str) -> np.ndarray:
 
 
 def _user_ids(keys: list[str]) -> np.ndarray:
-    """Integer user ids when the keys are decimal ("0".."N-1"), so users sort numerically, else the keys."""
-    if all(k.isascii() and k.isdigit() for k in keys):
-        ids = np.array([int(k) for k in keys], dtype=np.int64)
-        if len(np.unique(ids)) == len(ids):  # "07" and "7" would merge two users
-            return ids
-    return np.array(keys, dtype=str)
+    """Integer user ids when the keys spell integers ("0".."N-1"), so users sort numerically, else the keys."""
+    ids = int64_ids(pd.Series(keys, dtype=object))
+    return np.array(keys, dtype=object) if ids is None else ids
 
 
 def parse_tokens(tokens: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(letter code point, integer code, well-formed) of each semantic-ID token ``<x_N>``.
 
     Vectorised over the UTF-32 code points of a numpy string array: a regex per token took
-    seconds on ShortVideoAD's 674 k tokens.
+    seconds on ShortVideoAD's 674 k tokens. That array is as wide as its longest entry in every
+    row, so a token longer than `TOKEN_MAX` (malformed anyway) enters it as "".
     """
-    text = np.array([str(t) for t in tokens], dtype=str)
+    text = np.array([t if isinstance(t, str) and len(t) <= TOKEN_MAX else "" for t in tokens], dtype=str)
     width = max(text.dtype.itemsize // 4, 5)
     points = np.zeros((len(text), width), dtype=np.int64)
     points[:, : text.dtype.itemsize // 4] = text.view(np.uint32).reshape(len(text), -1)
@@ -200,7 +209,6 @@ def parse_tokens(tokens: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     is_digit = (points >= ord("0")) & (points <= ord("9"))
     ok = (
         (length >= 5)
-        & (length <= 3 + 18 + 1)  # at most 18 digits: the code fits int64
         & (points[:, 0] == ord("<"))
         & (points[:, 2] == ord("_"))
         & (points[np.arange(len(text)), length - 1] == ord(">"))

@@ -3,9 +3,9 @@
 The format: tab separated, one interaction per line, and a typed header whose fields are
 ``name:type`` with type ``token`` (a string id), ``token_seq``, ``float`` or ``float_seq``, e.g.
 ``user_id:token<TAB>item_id:token<TAB>rating:float<TAB>timestamp:float``. Tokens stay strings, as RecBole
-keeps them; a ``float`` timestamp is unix seconds. Multi-behavior data either has a behavior field
-(token) or derives the behavior from the rating (MovieLens: rating <= 2 dislike, 3 neutral, >= 4
-like, i.e. ``rating_edges=[3, 4]``).
+keeps them, and so do the user and item fields whatever their type; a ``float`` timestamp is unix
+seconds. Multi-behavior data either has a behavior field (token) or derives the behavior from the
+rating (MovieLens: rating <= 2 dislike, 3 neutral, >= 4 like, i.e. ``rating_edges=[3, 4]``).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from protocols.formats._columns import (
     Rows,
     behavior_levels,
     id_column,
+    not_utf8,
     open_text,
     rating_levels,
     read_delimited,
@@ -51,8 +52,11 @@ def parse_header(path: Path, line: str) -> dict[str, str]:
 
 
 def _read_header(path: Path) -> tuple[str, dict[str, str]]:
-    with open_text(path) as handle:
-        line = handle.readline()
+    try:
+        with open_text(path) as handle:
+            line = handle.readline()
+    except UnicodeDecodeError:
+        raise not_utf8(path) from None
     if not line.strip():
         raise DataFormatError(f"{path}: the file is empty; expected a typed header such as 'user_id:token<TAB>...'")
     return line.rstrip("\r\n"), parse_header(path, line.lstrip("\ufeff"))
@@ -136,7 +140,9 @@ def read_recbole_inter(
         wanted["behavior"] = behavior_field
     _require_fields(path, fields, wanted)
     raw = {name: f"{name}:{fields[name]}" for name in wanted.values()}
-    frame = _read_fields(path, raw, {name: PANDAS_TYPES[fields[name]] for name in raw})
+    # Ids as text whatever the header says: as floats, 12345678901234567 and the id above it are one.
+    types = {name: PANDAS_TYPES[fields[name]] for name in raw} | {user_field: str, item_field: str}
+    frame = _read_fields(path, raw, types)
     if frame.empty:
         raise DataFormatError(f"{path}: no data rows after the header {header!r}; expected at least one interaction")
     rows = Rows(str(path), path, header_lines=1)
@@ -147,8 +153,8 @@ def read_recbole_inter(
     else:
         behavior = behavior_levels(frame[behavior_field], schema, behavior_field, rows, behavior_map)
     return Interactions.from_columns(
-        id_column(frame[user_field], user_field, rows),
-        id_column(frame[item_field], item_field, rows),
+        id_column(frame[user_field], user_field, rows, integers=False),
+        id_column(frame[item_field], item_field, rows, integers=False),
         behavior,
         unix_seconds(frame[timestamp_field], timestamp_field, rows, timezone=timezone),
         schema,

@@ -83,9 +83,12 @@ def resolve_columns(columns: Mapping[str, str | int | None] | None, header: bool
     return resolved
 
 
-def _read_text(path: Path, separator: str, header: bool, wanted: list[str | int], rows: Rows) -> pd.DataFrame:
+def _read_text(
+    path: Path, separator: str, header: bool, wanted: list[str | int], ids: list[str | int], rows: Rows
+) -> pd.DataFrame:
     try:
-        frame = read_delimited(path, rows, sep=separator, header=0 if header else None)
+        # Ids as text: pandas would make '00101' and '101' one number, and long ones one float.
+        frame = read_delimited(path, rows, sep=separator, header=0 if header else None, dtype=dict.fromkeys(ids, str))
     except ValueError as error:
         if isinstance(error, DataFormatError):
             raise
@@ -152,6 +155,9 @@ def read_table(
     ``item_id``, ``behavior``, ``timestamp``. ``format`` defaults to the suffix (``.csv``;
     ``.tsv``/``.txt`` tab separated; ``.parquet``; optionally compressed ``.gz``/``.bz2``/``.xz``).
 
+    Ids in a text file are text: ``00101`` and ``101`` are two users. A column whose ids all spell
+    integers as ``str(int)`` does becomes int64, exactly (a parquet integer column stays int64).
+
     Behaviors: values are schema behavior names, or keys of ``behavior_map`` (raw value -> name).
     With ``rating_edges`` the behavior column holds numbers and level = the number of edges <=
     the value (``[3, 4]``: rating <= 2 is level 0, 3 is level 1, >= 4 is level 2).
@@ -173,7 +179,8 @@ def read_table(
         frame, rows = _read_parquet(path, wanted), Rows(str(path))
     else:
         rows = Rows(str(path), path, header_lines=int(header))
-        frame = _read_text(path, separator or SEPARATORS[table_format], header, wanted, rows)
+        ids = [roles["user"], roles["item"]]
+        frame = _read_text(path, separator or SEPARATORS[table_format], header, wanted, ids, rows)
     if frame.empty:
         raise DataFormatError(
             f"{path}: no data rows{' after the header' if header else ''}; expected at least one interaction"

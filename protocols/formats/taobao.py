@@ -6,6 +6,10 @@ behavior_type,timestamp``; integer ids; ``behavior_type`` one of ``pv`` (page vi
 time (UTC+8), so the default schema cuts sessions by calendar day in Asia/Shanghai. The reader
 keeps unix seconds as they are: time zones only matter to the session rule.
 
+Ids are kept as int64 (a string per row would not fit 100 M rows), so an id spelled otherwise than
+``str(int)`` spells it (``0101``, ``+101``) is refused, not merged with ``101``; `read_table` reads
+such a file with its ids as text.
+
 The category id is checked to be an integer but not kept: an `Interactions` has no field for it.
 Timestamps outside the documented period (the first 4,321 rows already hold one from 2017-09-11)
 are kept: filtering is a protocol step.
@@ -21,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from protocols.formats._columns import Rows, data_lines, shown
+from protocols.formats._columns import Rows, data_lines, int64_ids, not_utf8, shown, unix_seconds
 from protocols.formats.errors import DataFormatError
 from protocols.interactions import Interactions, Schema, SessionRule
 
@@ -58,8 +62,11 @@ def _chunk_arrays(
     """One parsed chunk as int arrays: only these are kept, never the chunk's strings."""
     behavior = chunk["behavior_type"]
     table = _level_table(behavior.cat.categories, schema, behavior_map)
-    arrays = {name: chunk[name].to_numpy(dtype=np.int64) for name in ("user_id", "item_id", "timestamp")}
+    arrays = {name: int64_ids(chunk[name]) for name in ("user_id", "item_id")}
+    if arrays["user_id"] is None or arrays["item_id"] is None:
+        raise ValueError("an id is not an integer written as str(int) writes it")  # _stream names the line
     arrays["behavior_type"] = _chunk_levels(behavior.cat.codes.to_numpy(), table, behavior, rows, known)
+    arrays["timestamp"] = unix_seconds(chunk["timestamp"], "timestamp", rows)  # refuses milliseconds
     return arrays
 
 
@@ -72,12 +79,19 @@ def _check_line(number: int, text: str, path: Path) -> None:
             f"found {len(fields)}: {text!r}"
         )
     for index in (0, 1, 2, 4):
+        where = f"{path}, line {number}: field {FIELDS[index]!r}"
         try:
-            int(fields[index])
+            value = int(fields[index])
         except ValueError:
+            raise DataFormatError(f"{where}: expected an integer, found {fields[index]!r}") from None
+        if not -(2**63) <= value < 2**63:
+            raise DataFormatError(f"{where}: expected an integer of at most 64 bits, found {fields[index]!r}")
+        if index < 2 and str(value) != fields[index]:
             raise DataFormatError(
-                f"{path}, line {number}: field {FIELDS[index]!r}: expected an integer, found {fields[index]!r}"
-            ) from None
+                f"{where}: expected an integer id without leading zeros, '+' or spaces, found {fields[index]!r}, "
+                f"the same integer as {str(value)!r}; to keep such ids apart, read the file with read_table"
+                "(header=False), which keeps them as text"
+            )
 
 
 def _diagnose(path: Path, first_row: int, error: Exception) -> DataFormatError:
@@ -95,7 +109,8 @@ def _stream(
 ) -> dict[str, list[np.ndarray]]:
     """The used columns as lists of per-chunk int arrays, parsed ``chunksize`` rows at a time."""
     known = list(behavior_map) if behavior_map is not None else list(schema.behaviors)
-    dtypes = {name: np.int64 for name in FIELDS} | {"behavior_type": "category"}
+    # Ids as text, checked and converted by int64_ids: pandas' int64 parser reads '0101' as 101.
+    dtypes = {name: np.int64 for name in FIELDS} | {"user_id": str, "item_id": str, "behavior_type": "category"}
     parts: dict[str, list[np.ndarray]] = {name: [] for name in USED}
     done = 0
     try:
@@ -104,13 +119,22 @@ def _stream(
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
             with pd.read_csv(
-                path, header=None, names=list(FIELDS), index_col=False, dtype=dtypes, chunksize=chunksize
+                path,
+                header=None,
+                names=list(FIELDS),
+                index_col=False,
+                dtype=dtypes,
+                keep_default_na=False,  # only an empty field is missing, as in read_table
+                na_values=[""],
+                chunksize=chunksize,
             ) as reader:  # closes the file when a chunk raises
                 for chunk in reader:
                     rows = Rows(str(path), path).shifted(done)
                     for name, array in _chunk_arrays(chunk, schema, behavior_map, rows, known).items():
                         parts[name].append(array)
                     done += len(chunk)
+    except UnicodeDecodeError:
+        raise not_utf8(path) from None
     except pd.errors.EmptyDataError:
         raise DataFormatError(f"{path}: the file is empty; expected rows {','.join(FIELDS)}") from None
     except DataFormatError:
@@ -131,9 +155,9 @@ def read_taobao_userbehavior(
 ) -> Interactions:
     """Stream ``UserBehavior.csv`` in chunks of ``chunksize`` rows into an `Interactions`.
 
-    Each chunk is parsed with integer dtypes and a categorical behavior column, then reduced to
-    int arrays (int64 ids and timestamps, int8 levels), so the full file never holds a Python
-    string per row. ``schema`` defaults to `taobao_schema`; ``behavior_map`` translates the raw
+    Each chunk is parsed with text ids, integer columns and a categorical behavior column, then
+    reduced to int arrays (int64 ids and timestamps, int8 levels), so only one chunk at a time
+    holds a string per row. ``schema`` defaults to `taobao_schema`; ``behavior_map`` translates the raw
     ``pv``/``fav``/``cart``/``buy`` codes when the schema names its behaviors differently.
     """
     path = Path(path)
