@@ -612,7 +612,12 @@ def dataset_from_toml(toml: Path) -> DatasetSpec:
     """
     toml = Path(toml)
     try:
-        config = tomllib.loads(toml.read_text())
+        config = tomllib.loads(toml.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{toml}: not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset {error.start}); TOML files "
+            "are UTF-8: re-encode it (e.g. iconv -f LATIN1 -t UTF-8)"
+        ) from None
     except tomllib.TOMLDecodeError as error:
         raise ValueError(f"{toml}: not valid TOML: {error}") from error
     _typed(config, _TOML_TYPES, "the top level", toml)

@@ -290,3 +290,10 @@ def test_a_release_behavior_that_never_occurs_is_reported(tmp_path):
     write_release(tmp_path / "release", ("view", "cart", "buy"), [0, 0], [0, 2], [0, 60])
     with pytest.warns(UserWarning, match=r"behavior\(s\) \['cart'\] never occur"):
         dataset_from_toml(write(tmp_path, 'name = "tiny"\npath = "release"\nformat = "gamer"\n')).load()
+
+
+def test_a_toml_that_is_not_utf8_is_named_with_what_to_do(tmp_path):
+    toml = tmp_path / "latin.toml"
+    toml.write_bytes('name = "caf\u00e9"\nformat = "synthetic"\n'.encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin\.toml: not UTF-8 text \(byte 0xe9.*re-encode"):
+        dataset_from_toml(toml)
