@@ -52,8 +52,8 @@ def _recbole_class(name: str) -> type[nn.Module]:
         from recbole.model import sequential_recommender
     except ImportError as error:
         raise ImportError(
-            f"the {name} row needs RecBole: `pip install 'recbole>=1.2.1'` (Python <= 3.11), or on Python 3.12+ "
-            "`pip install --no-deps recbole==1.2.1` (its ray pin has no wheels there; see README)"
+            f"the {name} row needs RecBole: `pip install --no-deps recbole==1.2.1` (without its dependencies: "
+            "its ray pin breaks current environments; the project declares what its model classes import; README)"
         ) from error
     finally:
         # Importing RecBole's sequential models runs sine.py, which turns on autograd anomaly detection

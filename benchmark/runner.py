@@ -438,26 +438,61 @@ def _guarded_cell(spec: TableSpec, cell: Cell, root: Path, parent: int | None = 
 
 
 def backend_context(backend: str, jobs: int) -> AbstractContextManager:
-    """Where joblib sends the cells: local processes (``loky``), a Ray cluster (``ray``; ``RAY_ADDRESS``
-    names it, else a local Ray starts) or a Dask cluster (``dask``; ``DASK_SCHEDULER_ADDRESS`` names the
-    scheduler, else a local cluster starts). Ray and Dask are optional extras."""
+    """Where joblib sends the cells: local processes (``loky``), a Ray cluster (``ray``) or a Dask
+    cluster (``dask``). Ray and Dask are optional extras; a missing one is an error at once.
+
+    Ray: the Ray this process already joined, else the cluster ``RAY_ADDRESS`` names (or one that
+    ``ray start`` runs on this machine), else a local Ray started here. Dask: the client this process
+    already has, else the scheduler at ``DASK_SCHEDULER_ADDRESS``, else a local cluster of ``jobs``
+    single-threaded worker processes (a cell is one heavy task, and torch threads by itself). What
+    starts here is shut down on leaving, so a run leaks no cluster. Workers import this project from
+    their Python's site-packages: it must be installed there (README), on a remote cluster as here.
+    """
     if backend == "loky":
         return nullcontext()
-    if backend == "ray":
-        try:
-            from ray.util.joblib import register_ray
-        except ImportError as error:
-            raise ValueError(f"--backend ray needs a working Ray ({error}): pip install 'gamer-bench[ray]'") from None
-        register_ray()
-        return parallel_config(backend="ray", n_jobs=jobs)
-    if backend == "dask":
-        try:
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; use one of {BACKENDS}")
+    try:
+        if backend == "ray":
+            import ray
+            from ray.util.joblib.ray_backend import RayBackend
+        else:
             from dask.distributed import Client
-        except ImportError as error:
-            raise ValueError(f"--backend dask needs Dask ({error}): pip install 'gamer-bench[dask]'") from None
-        Client(os.environ.get("DASK_SCHEDULER_ADDRESS"))  # registers itself as the default client
-        return parallel_config(backend="dask", n_jobs=jobs)
-    raise ValueError(f"unknown backend {backend!r}; use one of {BACKENDS}")
+    except ImportError as error:
+        install = f"pip install 'gamer-bench[{backend}]'"
+        raise ValueError(f"--backend {backend} needs a working {backend.title()} ({error}): {install}") from None
+
+    @contextmanager
+    def on_cluster() -> Iterator[None]:
+        shutdown = None
+        if backend == "ray":
+            if not ray.is_initialized():
+                ray.init()  # joins RAY_ADDRESS's cluster or this machine's `ray start`; else starts one
+                shutdown = ray.shutdown
+
+            class StreamingRayBackend(RayBackend):
+                # joblib refuses return_as="generator" (how `run` streams cells) on backends built on
+                # multiprocessing.Pool, whose shared result-handler thread can deadlock on an abort. Ray's
+                # Pool only mimics that API: each result has its own thread, and terminate kills actors.
+                supports_return_generator = True
+
+            config = parallel_config(backend=StreamingRayBackend(), n_jobs=jobs)
+        else:
+            try:
+                Client.current()
+            except ValueError:  # no client yet: one of our own, which closes the local cluster it started
+                address = os.environ.get("DASK_SCHEDULER_ADDRESS")
+                local = {"n_workers": jobs if jobs > 0 else None, "threads_per_worker": 1}
+                shutdown = (Client(address) if address else Client(**local)).close
+            config = parallel_config(backend="dask", n_jobs=jobs)
+        try:
+            with config:
+                yield
+        finally:
+            if shutdown is not None:
+                shutdown()
+
+    return on_cluster()
 
 
 def run(

@@ -211,7 +211,7 @@ def _ml100k_location() -> Path:
     found = recbole_ml100k_path()
     if found is None:
         # A path that cannot exist, so `available()` says no and `load()` names the missing package.
-        return Path("<recbole not installed: pip install recbole (on Python 3.12+: pip install --no-deps recbole)>")
+        return Path("<recbole not installed: pip install --no-deps recbole==1.2.1 (README)>")
     return found
 
 

@@ -34,7 +34,7 @@ def ml100k_inter() -> Path:
 
     path = recbole_ml100k_path()
     if path is None or not path.exists():
-        pytest.skip("recbole is not installed, so its ml-100k.inter is absent (pip install recbole)")
+        pytest.skip("recbole is not installed, so its ml-100k.inter is absent (pip install --no-deps recbole==1.2.1)")
     return path
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -364,11 +365,12 @@ def test_a_failing_cell_does_not_stop_the_run_and_a_rerun_does_only_what_is_miss
     assert code == 0 and "1 cell(s) computed, 1 reused" in out
 
 
-def test_run_all_and_the_offline_only_table(tmp_path, capsys):
+def test_run_all_and_the_offline_only_table(tmp_path, capsys, monkeypatch):
     code, _, err = cli(capsys, "run", "--table", "11", "--results-dir", str(tmp_path), "--quiet")
     assert code == 0 and "cannot be reproduced offline" in err
     with pytest.raises(SystemExit, match="--all runs every table"):
         cli(capsys, "run", "--all", "--table", "2", "--results-dir", str(tmp_path))
+    monkeypatch.setitem(sys.modules, "dask.distributed", None)  # as if the [dask] extra were not installed
     code, _, err = cli(capsys, "run", "--table", "1", "--backend", "dask", "--results-dir", str(tmp_path), "--quiet")
     assert code == 2 and "pip install 'gamer-bench[dask]'" in err
 
