@@ -446,8 +446,20 @@ class SequentialRecommender(DiscriminativeRecommender):
             target_behavior=torch.from_numpy(self.train_levels_[target].astype(np.int64) + 1),
         )
 
+    def _epoch_order(self, rng: np.random.Generator) -> np.ndarray:
+        """The samples of one epoch in a random order; for a model whose loss encodes each distinct
+        history once (``encodes_each_history_once``), sessions in a random order with each session's
+        targets together (they share their history: the earlier sessions), so that a batch encodes
+        ~4 times fewer histories for the same targets."""
+        if not getattr(self.module_, "encodes_each_history_once", False):
+            return rng.permutation(len(self.samples_))
+        end = self.samples_.history_end  # the row where the target's session starts: one per session
+        session = np.cumsum(np.r_[True, end[1:] != end[:-1]]) - 1
+        rank = rng.permutation(session[-1] + 1)[session]
+        return np.argsort(rank, kind="stable")
+
     def _train_epoch(self, optimizer: torch.optim.Optimizer, rng: np.random.Generator) -> float:
-        order = rng.permutation(len(self.samples_))
+        order = self._epoch_order(rng)
         if self.training["samples_per_epoch"]:
             order = order[: self.training["samples_per_epoch"]]
         size, total, seen = self.training["batch_size"], 0.0, 0

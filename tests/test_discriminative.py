@@ -277,3 +277,40 @@ def test_building_a_recbole_row_leaves_autograd_anomaly_detection_off():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_a_history_shared_by_several_targets_is_encoded_once_with_recboles_own_loss():
+    rec = registry.get("sasrec").build("smoke", seed=0)
+    hyper = rec.model_hyperparameters | {"hidden_dropout_prob": 0.0, "attn_dropout_prob": 0.0}
+    torch.manual_seed(0)
+    module = rec.module_class()(n_tokens=30, n_behaviors=1, n_users=5, max_len=6, **hyper)
+    history = torch.tensor([[3, 4, 5, 0], [3, 4, 5, 0], [7, 8, 0, 0], [3, 4, 5, 0]])
+    batch = SequenceBatch(
+        item=history,
+        behavior=(history > 0).long(),
+        length=torch.tensor([3, 3, 2, 3]),
+        user=torch.tensor([1, 1, 2, 1]),
+        target_item=torch.tensor([9, 10, 11, 12]),
+        target_behavior=torch.ones(4, dtype=torch.long),
+    )
+    encoded, encode = [], module.net.forward  # both losses call the encoder as net.forward(items, lengths)
+    module.net.forward = lambda items, lengths: encoded.append(len(items)) or encode(items, lengths)
+    ours = module.loss(batch)
+    theirs = module.net.calculate_loss(module._interaction(batch))
+    assert encoded == [2, 4]  # two distinct histories; RecBole's own loss encodes all four rows
+    assert torch.allclose(ours, theirs, atol=1e-6)
+    weight = module.net.item_embedding.weight
+    grad_ours, grad_theirs = (torch.autograd.grad(loss, weight)[0] for loss in (ours, theirs))
+    assert torch.allclose(grad_ours, grad_theirs, atol=1e-6)
+
+
+@pytest.mark.parametrize(("name", "grouped"), [("sasrec", True), ("gru4rec_b", True), ("bert4rec", False)])
+def test_an_epoch_keeps_a_sessions_targets_together_where_the_loss_shares_histories(name, grouped, tiny_split):
+    rec = registry.get(name).build("smoke", seed=0)
+    rec.prepare(tiny_split.train)
+    order = rec._epoch_order(np.random.default_rng(0))
+    assert sorted(order.tolist()) == list(range(len(rec.samples_)))
+    ends = rec.samples_.history_end[order]
+    runs = 1 + np.count_nonzero(ends[1:] != ends[:-1])
+    sessions = len(np.unique(rec.samples_.history_end))
+    assert bool(runs == sessions) == grouped  # grouped: each session's targets form one run
