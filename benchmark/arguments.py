@@ -19,27 +19,25 @@ def name_list(text: str) -> list[str]:
     return parts
 
 
-def seed(text: str) -> int:
-    """A seed: an integer >= 0 (numpy refuses negative seeds)."""
+def _integer(text: str, minimum: int, what: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"a seed is an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"a seed is an integer >= 0, got {value}")
+        raise argparse.ArgumentTypeError(f"{what} is an integer >= {minimum}, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"{what} is an integer >= {minimum}, got {value}")
     return value
+
+
+def seed(text: str) -> int:
+    """A seed: an integer >= 0 (numpy refuses negative seeds)."""
+    return _integer(text, 0, "a seed")
 
 
 def seeds(text: str) -> int | list[int]:
     """``--seeds``: a count N >= 1 (N seeds from ``--seed``), or a comma-separated list of distinct seeds."""
     if "," not in text:
-        try:
-            count = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"a seed count or a comma-separated list, got {text!r}") from None
-        if count < 1:
-            raise argparse.ArgumentTypeError(f"a seed count is >= 1, got {count}")
-        return count
+        return _integer(text, 1, "a seed count (or a comma-separated list of seeds)")
     chosen = [seed(part) for part in name_list(text)]
     if len(set(chosen)) != len(chosen):
         raise argparse.ArgumentTypeError(f"seeds repeat in {text!r}")
