@@ -156,7 +156,7 @@ def _ranking_documents(spec: TableSpec, cells: list[dict]) -> list[Document]:
         grouped: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
         datasets = []
         for cell in by_profile[profile]:
-            dataset = cell["result"].get("dataset_name", cell["cell"]["dataset"])
+            dataset = _dataset_name(cell)
             grouped[(dataset, cell["cell"]["model"], cell["cell"].get("variant", ""))].append(cell)
             if dataset not in datasets:
                 datasets.append(dataset)
@@ -303,7 +303,7 @@ def _training_cost_documents(spec: TableSpec, cells: list[dict]) -> list[Documen
             if cell is None:
                 rows.append(entry | {c: NOT_RUN for c in spec.columns})
                 continue
-            dataset = cell["result"].get("dataset_name", cell["cell"]["dataset"])
+            dataset = _dataset_name(cell)
             datasets += [dataset] if dataset not in datasets else []
             entry |= {"dataset": dataset} | cell["result"]["row"] | _stopped_by([cell])
             rows.append(entry | _vs_paper(spec, entry, {"parameters": "parameters", "epochs": "epochs to best"}))

@@ -517,16 +517,20 @@ def run(
     cells, skipped = expand(spec, datasets, models, profile, list(seeds))
     todo, reused = [], []
     notes: list[str] = []
+    current, older = code_version(), {}
     for cell in cells:
-        if not force and _reusable(spec, cell, root, notes):
-            reused.append(cell)
-        else:
+        stored = None if force else _reusable(spec, cell, root, notes)
+        if stored is None:
             todo.append(cell)
-    older = _other_code_versions(reused, root)
+            continue
+        reused.append(cell)
+        version = stored["provenance"]["code_version"]
+        if version != current:
+            older[version] = older.get(version, 0) + 1
     if older:
         notes.append(
             f"{spec.id}: {sum(older.values())} reused cell(s) were computed by other code versions "
-            f"({', '.join(sorted(older))}; this is {code_version()}); --force recomputes them"
+            f"({', '.join(sorted(older))}; this is {current}); --force recomputes them"
         )
     if spec.kind == "training-cost" and jobs != 1:
         notes.append(f"{spec.id} times training: its cells run one at a time (--jobs {jobs} ignored)")
@@ -549,37 +553,27 @@ def run(
                 finally:
                     results.close()  # on an interrupt: joblib aborts the run and kills its workers
         except KeyboardInterrupt as error:
-            stored = sum(_reusable(spec, cell, root, []) for cell in cells)
+            stored = sum(_reusable(spec, cell, root, []) is not None for cell in cells)
             name = "SIGTERM" if isinstance(error, Terminated) else "SIGINT"
             raise Interrupted(spec, name, stored, len(cells)) from None
     computed = [cell for cell in todo if not any(e.startswith(cell.describe() + ":") for e in failed)]
     return RunReport(computed, reused, skipped, notes, failed)
 
 
-def _other_code_versions(cells: list[Cell], root: Path) -> dict[str, int]:
-    """How many of ``cells`` (stored, well formed) each code version other than this one computed."""
-    current, counts = code_version(), {}
-    for cell in cells:
-        version = load_cell(cell.path(root))["provenance"]["code_version"]
-        if version != current:
-            counts[version] = counts.get(version, 0) + 1
-    return counts
-
-
-def _reusable(spec: TableSpec, cell: Cell, root: Path, notes: list[str]) -> bool:
-    """Whether the stored result of ``cell`` is well formed, is this cell's, and was computed with
-    today's configuration (dataset identity included); a malformed one is named in ``notes``."""
+def _reusable(spec: TableSpec, cell: Cell, root: Path, notes: list[str]) -> dict[str, Any] | None:
+    """The stored result of ``cell`` when it is well formed, is this cell's, and was computed with
+    today's configuration (dataset identity included), else None; a malformed one is named in ``notes``."""
     try:
         stored = load_cell(cell.path(root))
     except CellError as error:
         notes.append(f"recomputing a malformed stored result: {error}")
-        return False
+        return None
     if stored is None:
-        return False
+        return None
     if stored["cell"] != _json_roundtrip(asdict(cell)):
         notes.append(f"recomputing {cell.path(root)}: it holds the result of another cell ({stored['cell']})")
-        return False
-    return stored["provenance"]["config"] == _json_roundtrip(cell_config(spec, cell))
+        return None
+    return stored if stored["provenance"]["config"] == _json_roundtrip(cell_config(spec, cell)) else None
 
 
 def cell_summaries(spec: TableSpec, root: Path, cells: Iterable[Cell]) -> list[dict[str, Any]]:
