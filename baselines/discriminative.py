@@ -39,7 +39,7 @@ from torch import Tensor, nn
 
 from baselines.base import Ranking, Recommender
 from baselines.batch import SequenceBatch
-from gamer.training import STOP_EPOCH_CAP, STOP_PATIENCE, progress, resolve_device
+from gamer.training import STOP_EPOCH_CAP, STOP_PATIENCE, grouped_permutation, progress, resolve_device
 from protocols import metrics
 from protocols.interactions import Interactions
 from protocols.queries import Queries, ragged_rows
@@ -453,10 +453,7 @@ class SequentialRecommender(DiscriminativeRecommender):
         ~4 times fewer histories for the same targets."""
         if not getattr(self.module_, "encodes_each_history_once", False):
             return rng.permutation(len(self.samples_))
-        end = self.samples_.history_end  # the row where the target's session starts: one per session
-        session = np.cumsum(np.r_[True, end[1:] != end[:-1]]) - 1
-        rank = rng.permutation(session[-1] + 1)[session]
-        return np.argsort(rank, kind="stable")
+        return grouped_permutation(rng, self.samples_.history_end)  # where the target's session starts
 
     def _train_epoch(self, optimizer: torch.optim.Optimizer, rng: np.random.Generator) -> float:
         order = self._epoch_order(rng)

@@ -34,7 +34,9 @@ buckets in the encoder, causal buckets in decoder self-attention, 32 buckets, ma
 shared by encoder, decoder and the output head, with T5's d_model^-0.5 rescale before the tied head.
 
 Interface (the seq2seq contract): ``encode(tokens, levels, slots)`` -> (memory, memory_mask);
-``decode(memory, memory_mask, tokens, levels, slots, past)`` -> (logits, past). Token 0 is padding and the
+``decode(memory, memory_mask, tokens, levels, slots, past, memory_index)`` -> (logits, past); with
+``memory_index`` [B] the memory holds the U distinct histories of a batch and decoder row b reads row
+``memory_index[b]`` (training: a session's targets share one encoder pass). Token 0 is padding and the
 decoder start token, and is masked out as an encoder key (memory_mask = tokens != 0); the decoder needs only its
 causal mask. ``past`` is a list (one per decoder layer) of (self_k, self_v, cross_k, cross_v) tensors
 [B, H, *, d_kv], batch first, so a beam search can ``index_select`` rows; the cross-attention keys/values are
@@ -87,6 +89,7 @@ from baselines.tiger import (
     RMSNorm,
     decoder_attention_biases,
     encoder_attention_bias,
+    memory_keys_values,
 )
 
 
@@ -198,14 +201,15 @@ class DecoderLayer(nn.Module):
         expert: Tensor,
         behavior: Tensor,
         past: tuple[Tensor, ...] | None,
+        memory_index: Tensor | None = None,
     ) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor, Tensor]]:
-        """x [B, T, D] (new tokens), memory [B, S, D], self_bias [1, H, T, P + T], cross_bias [B, 1, 1, S],
+        """x [B, T, D] (new tokens), memory [B or U, S, D], self_bias [1, H, T, P + T], cross_bias [B, 1, 1, S],
         expert / behavior [B, T], past None or (self_k, self_v [B, H, P, d_kv], cross_k, cross_v [B, H, S, d_kv])
         -> x [B, T, D], the cache extended by the T new keys/values."""
         h = self.self_norm(x)
         k, v = self.self_attn.project_kv(h)
         if past is None:
-            cross_k, cross_v = self.cross_attn.project_kv(memory)
+            cross_k, cross_v = memory_keys_values(self.cross_attn, memory, memory_index)
         else:
             k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
             cross_k, cross_v = past[2], past[3]
@@ -309,16 +313,22 @@ class PBATransformer(nn.Module):
         levels: Tensor,
         slots: Tensor,
         past: list[tuple[Tensor, ...]] | None = None,
+        memory_index: Tensor | None = None,
     ) -> tuple[Tensor, list[tuple[Tensor, ...]]]:
         """memory [B, S, D], memory_mask [B, S], tokens / levels / slots [B, T] following the P cached ones
-        -> logits [B, T, vocab_size], past (per layer: self k/v [B, H, P + T, d_kv], cross k/v [B, H, S, d_kv])."""
+        -> logits [B, T, vocab_size], past (per layer: self k/v [B, H, P + T, d_kv], cross k/v [B, H, S, d_kv]).
+        With ``memory_index`` [B] (no past), memory and memory_mask hold U distinct rows and row b reads row
+        ``memory_index[b]``."""
         n_past = 0 if past is None else past[0][0].size(2)
+        if memory_index is not None:
+            memory_mask = memory_mask.index_select(0, memory_index)
         self_bias, cross_bias = decoder_attention_biases(self.decoder_bias, memory_mask, n_past, tokens.size(1))
         expert, behavior = route(levels, slots)
         x = self.dropout(self.embed(tokens))
         new_past = []
         for i, layer in enumerate(self.decoder_layers):
-            x, layer_past = layer(x, memory, self_bias, cross_bias, expert, behavior, None if past is None else past[i])
+            layer_past = None if past is None else past[i]
+            x, layer_past = layer(x, memory, self_bias, cross_bias, expert, behavior, layer_past, memory_index)
             new_past.append(layer_past)
         x = self.dropout(self.decoder_norm(x)) * self.cfg.d_model**-0.5  # T5's rescale before a tied head
         return x @ self.embed.weight.T, new_past

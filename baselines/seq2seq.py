@@ -42,11 +42,17 @@ PAD = 0  # padding, and the decoder's start token (T5)
 
 @dataclass
 class Seq2SeqBatch:
-    """Encoder ``[B, S]`` and decoder ``[B, T]`` tensors; padding has token 0, level and slot -1."""
+    """Encoder ``[U, S]`` and decoder ``[B, T]`` tensors; padding has token 0, level and slot -1.
+
+    The U encoder rows are the batch's distinct histories and decoder row b reads history
+    ``memory_index[b]``: the targets of one session share their history (the earlier sessions),
+    so each history is encoded once per batch rather than once per target.
+    """
 
     enc_tokens: Tensor
     enc_levels: Tensor
     enc_slots: Tensor
+    memory_index: Tensor  # [B] encoder row of each decoder row
     dec_tokens: Tensor
     dec_levels: Tensor
     dec_slots: Tensor
@@ -57,7 +63,7 @@ class Seq2SeqBatch:
         return Seq2SeqBatch(**{k: v.to(device) for k, v in self.__dict__.items()})
 
     def __len__(self) -> int:
-        return self.enc_tokens.shape[0]
+        return self.labels.shape[0]
 
     def loss_inputs(self) -> tuple[Tensor, ...]:
         return tuple(self.__dict__.values())
@@ -75,9 +81,11 @@ class Seq2SeqLoss(nn.Module):
         self.model = model
         self.temperature = temperature
 
-    def forward(self, enc_tokens, enc_levels, enc_slots, dec_tokens, dec_levels, dec_slots, labels, label_mask):
+    def forward(
+        self, enc_tokens, enc_levels, enc_slots, memory_index, dec_tokens, dec_levels, dec_slots, labels, label_mask
+    ):
         memory, memory_mask = self.model.encode(enc_tokens, enc_levels, enc_slots)
-        logits, _ = self.model.decode(memory, memory_mask, dec_tokens, dec_levels, dec_slots)
+        logits, _ = self.model.decode(memory, memory_mask, dec_tokens, dec_levels, dec_slots, memory_index=memory_index)
         return F.cross_entropy(logits[label_mask] / self.temperature, labels[label_mask], reduction="sum")
 
 
@@ -137,10 +145,19 @@ class Seq2SeqLayout:
         return tuple(torch.from_numpy(a.astype(np.int64)) for a in (tokens, levels, slots))
 
     def batch(
-        self, offsets: np.ndarray, item: np.ndarray, level: np.ndarray, target: np.ndarray, target_level: np.ndarray
+        self,
+        offsets: np.ndarray,
+        item: np.ndarray,
+        level: np.ndarray,
+        target: np.ndarray,
+        target_level: np.ndarray,
+        memory_index: np.ndarray | None = None,
     ) -> Seq2SeqBatch:
-        """Teacher-forced training or validation batch: histories, then each target interaction."""
+        """Teacher-forced training or validation batch: ragged histories, then each target interaction,
+        whose history is ``memory_index[b]`` (default: target b has history b)."""
         enc = self.encoder(offsets, item, level)
+        if memory_index is None:
+            memory_index = np.arange(len(target))
         tokens, slots = self._interaction_tokens(target, target_level)
         n = len(target)
         start = np.zeros((n, 1), dtype=np.int64)
@@ -151,6 +168,7 @@ class Seq2SeqLayout:
         as_tensor = [torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64)) for a in (dec_tokens, dec_levels)]
         return Seq2SeqBatch(
             *enc,
+            torch.from_numpy(np.asarray(memory_index, dtype=np.int64)),
             *as_tensor,
             torch.from_numpy(np.ascontiguousarray(dec_slots, dtype=np.int64)),
             torch.from_numpy(labels.astype(np.int64)),
@@ -272,7 +290,10 @@ class Seq2SeqRecommender(Recommender):
         rank, world = rank_and_world()
 
         def make_batch(index: np.ndarray) -> Seq2SeqBatch:
-            rows, offsets = gather_ranges(samples.history_start[index], samples.history_end[index])
+            # A session's targets share one history, which ends where the session starts.
+            _, first, memory_index = np.unique(samples.history_end[index], return_index=True, return_inverse=True)
+            histories = index[first]
+            rows, offsets = gather_ranges(samples.history_start[histories], samples.history_end[histories])
             target = samples.target[index]
             return self.layout_.batch(
                 offsets,
@@ -280,6 +301,7 @@ class Seq2SeqRecommender(Recommender):
                 augmented.behavior[rows].astype(np.int64),
                 augmented.item[target],
                 augmented.behavior[target].astype(np.int64),
+                memory_index.reshape(-1),
             )
 
         valid_batches = self._validation_batches(valid, config.micro_batch, rank, world)
@@ -290,6 +312,7 @@ class Seq2SeqRecommender(Recommender):
             valid_batches,
             config,
             criterion=Seq2SeqLoss(self.model_, config.temperature),
+            groups=samples.history_end,  # one group per session: its samples are drawn together
         )
         self.trie_ = PrefixTrie.from_item_tokens(self.layout_.item_tokens, self.layout_.vocab_size)
         return self
@@ -303,10 +326,12 @@ class Seq2SeqRecommender(Recommender):
         batches = []
         for chunk in chunks[rank::world]:
             q = query_of[chunk]
-            rows, offsets = gather_ranges(cut.offsets[q], cut.offsets[q + 1])
+            distinct, memory_index = np.unique(q, return_inverse=True)  # a query's positives share its history
+            rows, offsets = gather_ranges(cut.offsets[distinct], cut.offsets[distinct + 1])
             level = cut.behavior[q].astype(np.int64)
+            history_level = cut.hist_behavior[rows].astype(np.int64)
             batch = self.layout_.batch(
-                offsets, cut.item[rows], cut.hist_behavior[rows].astype(np.int64), cut.positives[chunk], level
+                offsets, cut.item[rows], history_level, cut.positives[chunk], level, memory_index.reshape(-1)
             )
             batches.append(batch)
         return batches

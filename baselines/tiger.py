@@ -33,7 +33,9 @@ T5 specifics kept on purpose:
   d_model^-0.5, wo d_ff^-0.5; relative bias tables d_model^-0.5; RMSNorm weights 1.
 
 Interface (the seq2seq contract): ``encode(tokens, levels, slots)`` -> (memory, memory_mask);
-``decode(memory, memory_mask, tokens, levels, slots, past)`` -> (logits, past). ``levels``, ``slots``,
+``decode(memory, memory_mask, tokens, levels, slots, past, memory_index)`` -> (logits, past); with
+``memory_index`` [B] the memory holds the U distinct histories of a batch and decoder row b reads row
+``memory_index[b]`` (training: a session's targets share one encoder pass). ``levels``, ``slots``,
 ``n_behaviors`` and ``id_levels`` are accepted and ignored: TIGER has no behavior-aware parts, and TIGER-MB is
 the same network fed behavior tokens by the caller. ``past`` is a list (one per decoder layer) of
 (self_k, self_v, cross_k, cross_v) tensors [B, H, *, d_kv], batch first, so the caller's beam search can
@@ -212,6 +214,13 @@ class EncoderLayer(nn.Module):
         return x + self.dropout(self.ff(self.ff_norm(x)))
 
 
+def memory_keys_values(attention: Attention, memory: Tensor, index: Tensor | None) -> tuple[Tensor, Tensor]:
+    """Cross-attention keys and values of ``memory`` [U, S, D] for decoder row b from memory row ``index[b]``
+    (None: row b): decoder rows that share a history share its projection as well as its encoder pass."""
+    k, v = attention.project_kv(memory)
+    return (k, v) if index is None else (k.index_select(0, index), v.index_select(0, index))
+
+
 class DecoderLayer(nn.Module):
     """Pre-norm causal self-attention, cross-attention and feed-forward blocks, with a key/value cache."""
 
@@ -229,14 +238,15 @@ class DecoderLayer(nn.Module):
         self_bias: Tensor,
         cross_bias: Tensor,
         past: tuple[Tensor, ...] | None,
+        memory_index: Tensor | None = None,
     ) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor, Tensor]]:
-        """x [B, T, D] (new tokens), memory [B, S, D], self_bias [1, H, T, P + T], cross_bias [B, 1, 1, S],
+        """x [B, T, D] (new tokens), memory [B or U, S, D], self_bias [1, H, T, P + T], cross_bias [B, 1, 1, S],
         past None or (self_k, self_v [B, H, P, d_kv], cross_k, cross_v [B, H, S, d_kv])
         -> x [B, T, D], the cache extended by the T new keys/values."""
         h = self.self_norm(x)
         k, v = self.self_attn.project_kv(h)
         if past is None:
-            cross_k, cross_v = self.cross_attn.project_kv(memory)
+            cross_k, cross_v = memory_keys_values(self.cross_attn, memory, memory_index)
         else:
             k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
             cross_k, cross_v = past[2], past[3]
@@ -316,15 +326,21 @@ class T5EncoderDecoder(nn.Module):
         levels: Tensor,
         slots: Tensor,
         past: list[tuple[Tensor, ...]] | None = None,
+        memory_index: Tensor | None = None,
     ) -> tuple[Tensor, list[tuple[Tensor, ...]]]:
         """memory [B, S, D], memory_mask [B, S], tokens [B, T] following the P cached ones
-        -> logits [B, T, vocab_size], past (per layer: self k/v [B, H, P + T, d_kv], cross k/v [B, H, S, d_kv])."""
+        -> logits [B, T, vocab_size], past (per layer: self k/v [B, H, P + T, d_kv], cross k/v [B, H, S, d_kv]).
+        With ``memory_index`` [B] (no past), memory and memory_mask hold U distinct rows and row b reads row
+        ``memory_index[b]``."""
         n_past = 0 if past is None else past[0][0].size(2)
+        if memory_index is not None:
+            memory_mask = memory_mask.index_select(0, memory_index)
         self_bias, cross_bias = decoder_attention_biases(self.decoder_bias, memory_mask, n_past, tokens.size(1))
         x = self.dropout(self.embed(tokens))
         new_past = []
         for i, layer in enumerate(self.decoder_layers):
-            x, layer_past = layer(x, memory, self_bias, cross_bias, None if past is None else past[i])
+            layer_past = None if past is None else past[i]
+            x, layer_past = layer(x, memory, self_bias, cross_bias, layer_past, memory_index)
             new_past.append(layer_past)
         x = self.dropout(self.decoder_norm(x)) * self.cfg.d_model**-0.5  # T5's rescale before a tied head
         return x @ self.embed.weight.T, new_past

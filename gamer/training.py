@@ -100,6 +100,17 @@ class NextTokenLoss(torch.nn.Module):
         return self(*batch.loss_inputs())
 
 
+def grouped_permutation(rng: np.random.Generator, groups: np.ndarray) -> np.ndarray:
+    """The indices ``0 .. len(groups) - 1`` in a random order that keeps each group together: the groups
+    are shuffled, their members keep their relative order. Draws one permutation of the group count."""
+    if len(groups) == 0:
+        return np.zeros(0, dtype=np.int64)
+    _, label = np.unique(groups, return_inverse=True)
+    label = label.reshape(-1)
+    rank = rng.permutation(int(label.max()) + 1)[label]
+    return np.argsort(rank, kind="stable")
+
+
 def lr_lambda(total_steps: int, config: TrainConfig) -> Callable[[int], float]:
     warmup = max(1, math.ceil(config.warmup * total_steps))
     floor = config.min_lr / config.lr
@@ -172,6 +183,7 @@ def train_decoder(
     criterion: torch.nn.Module | None = None,
     validate: Callable[[], float] | None = None,
     log: Callable[[dict[str, float]], None] | None = None,
+    groups: np.ndarray | None = None,
 ) -> TrainResult:
     """Train ``model`` in place and leave it holding the weights with the lowest validation loss.
 
@@ -181,7 +193,9 @@ def train_decoder(
     tokens: `NextTokenLoss` (decoder-only) by default; encoder-decoders bring their own.
     ``validate()``, when given, replaces the loss on ``valid_batches`` as the selection criterion: it
     is called after each epoch with the model in eval mode and returns a value where lower is better
-    (the ranking models of Appendix D return 1 - validation AUROC).
+    (the ranking models of Appendix D return 1 - validation AUROC). ``groups`` [n_sequences], when
+    given, labels sequences drawn together (`grouped_permutation`): the interaction-level samples of
+    one session, which share their history, so that a batch encodes it once.
     """
     init_distributed()
     rank, world = _distributed()
@@ -207,7 +221,8 @@ def train_decoder(
     stop_reason = STOP_EPOCH_CAP if epochs == config.epochs else STOP_MIN_STEPS
     for epoch in range(1, epochs + 1):
         model.train()
-        order = rng.permutation(n_sequences)[:per_epoch]
+        order = rng.permutation(n_sequences) if groups is None else grouped_permutation(rng, groups)
+        order = order[:per_epoch]
         train_loss, train_tokens = 0.0, 0
         for step in range(steps_per_epoch):
             step_ids = order[step * config.batch_size : (step + 1) * config.batch_size]

@@ -7,7 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from baselines.seq2seq import Seq2SeqLayout, Seq2SeqRecommender
+from baselines.mbgen import PBATransformer
+from baselines.seq2seq import Seq2SeqLayout, Seq2SeqLoss, Seq2SeqRecommender
+from baselines.tiger import T5EncoderDecoder
+from gamer.training import grouped_permutation
 from protocols.splits import SessionSplit
 from protocols.synthetic import SyntheticConfig, generate
 
@@ -51,7 +54,9 @@ class TinySeq2Seq(nn.Module):
     def encode(self, tokens, levels, slots):
         return self.embed(tokens), tokens != 0
 
-    def decode(self, memory, memory_mask, tokens, levels, slots, past=None):
+    def decode(self, memory, memory_mask, tokens, levels, slots, past=None, memory_index=None):
+        if memory_index is not None:
+            memory, memory_mask = memory[memory_index], memory_mask[memory_index]
         hidden = None if past is None else past[0][0].transpose(0, 1).contiguous()
         out, hidden = self.gru(self.embed(tokens), hidden)
         pooled = (memory * memory_mask[..., None]).sum(1) / memory_mask.sum(1, keepdim=True)
@@ -87,3 +92,78 @@ def test_fit_and_decode_give_distinct_catalogue_items_deterministically(tiny_spl
     assert all(np.array_equal(x, y) for x, y in zip(ranked, again, strict=True))
     training = a.describe()["training"]
     assert training["epochs_run"] >= 1 and np.isfinite(training["best_valid_loss"])
+
+
+@pytest.mark.parametrize("network", [T5EncoderDecoder, PBATransformer])
+def test_targets_sharing_a_history_get_the_loss_and_gradients_of_one_encoder_row_each(network):
+    """Encoding each distinct history once and indexing it per target is the same computation as
+    encoding one copy per target: equal loss and equal gradients, on TIGER's and MBGen's networks."""
+    layout = Seq2SeqLayout(ITEMS, vocab_size=11, behavior_tokens=True)
+    item, level = np.array([0, 2, 1, 1, 2]), np.array([0, 1, 2, 0, 0])
+    histories = np.array([0, 2, 3, 5])  # three histories; five targets read histories 0, 0, 1, 2, 2
+    memory_index = np.array([0, 0, 1, 2, 2])
+    target, target_level = np.array([1, 2, 0, 2, 1]), np.array([2, 1, 0, 0, 2])
+    copies = np.concatenate([[0], np.cumsum(np.diff(histories)[memory_index])])
+    copy_rows = np.concatenate([np.arange(histories[h], histories[h + 1]) for h in memory_index])
+    shared = layout.batch(histories, item, level, target, target_level, memory_index)
+    copied = layout.batch(copies, item[copy_rows], level[copy_rows], target, target_level)
+    assert shared.enc_tokens.shape[0] == 3 and copied.enc_tokens.shape[0] == 5 and len(shared) == len(copied) == 5
+    torch.manual_seed(0)
+    model = network(vocab_size=11, n_behaviors=3, id_levels=2, d_model=16, d_ff=32, d_kv=8, n_heads=2,
+                    n_encoder_layers=4, n_decoder_layers=4, dropout=0.0)  # fmt: skip
+    loss = Seq2SeqLoss(model, temperature=0.7)
+    results = []
+    for batch in (shared, copied):
+        model.zero_grad()
+        value = loss(*batch.loss_inputs())
+        value.backward()
+        results.append((value.detach(), [p.grad.clone() for p in model.parameters()]))
+    torch.testing.assert_close(results[0][0], results[1][0])
+    for a, b in zip(results[0][1], results[1][1], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+class EncoderSpy(TinySeq2Seq):
+    """Records each training encoder batch and how many decoder rows read it."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.calls: list[tuple[torch.Tensor, int]] = []
+
+    def decode(self, memory, memory_mask, tokens, levels, slots, past=None, memory_index=None):
+        if self.training:
+            self.calls.append((memory_mask.clone(), tokens.shape[0]))
+        return super().decode(memory, memory_mask, tokens, levels, slots, past, memory_index)
+
+
+def test_training_encodes_each_sessions_history_once_per_batch(tiny_split):
+    """Interaction-level samples of one session share their history; the epoch draws them together
+    and the batch encodes that history once (the cost fix of the encoder-decoder rows)."""
+    model = Seq2SeqRecommender(
+        seed=0,
+        architecture="tests.test_seq2seq:EncoderSpy",
+        training={"epochs": 1, "batch_size": 64, "micro_batch": 64, "lr": 1e-2, "patience": 1},
+        max_history=10,
+    )
+    calls = model.fit(tiny_split.train, tiny_split.queries("valid")).model_.calls
+    encoder_rows = sum(mask.shape[0] for mask, _ in calls)
+    decoder_rows = sum(n for _, n in calls)
+    assert decoder_rows == model.n_samples_
+    assert encoder_rows < decoder_rows / 2  # ~4 interactions per session in the generator
+
+
+def test_grouped_permutation_shuffles_groups_and_keeps_each_together():
+    groups = np.array([5, 5, 5, 9, 9, 2, 7, 7, 7, 7])
+    orders = {tuple(grouped_permutation(np.random.default_rng(seed), groups)) for seed in range(20)}
+    assert len(orders) > 1  # the groups are shuffled
+    for order in orders:
+        assert sorted(order) == list(range(10))
+        labels = groups[list(order)]
+        runs = labels[np.r_[True, labels[1:] != labels[:-1]]]
+        assert len(runs) == len(set(runs)) == 4  # each group is one contiguous run, in its own order
+        for g in set(groups.tolist()):
+            members = [i for i in order if groups[i] == g]
+            assert members == sorted(members)
+    same = grouped_permutation(np.random.default_rng(3), groups)
+    np.testing.assert_array_equal(same, grouped_permutation(np.random.default_rng(3), groups))
+    assert len(grouped_permutation(np.random.default_rng(0), np.array([], dtype=np.int64))) == 0
