@@ -53,6 +53,7 @@ TRAINING_KEYS = (
     "learning_rate",
     "weight_decay",
     "samples_per_epoch",
+    "min_steps_per_epoch",
     "eval_batch_size",
     "n_candidates",
     "target_behavior_only",
@@ -66,6 +67,10 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "learning_rate": 1e-3,
     "weight_decay": 0.01,  # the authors' AdamW default; the paper does not state it
     "samples_per_epoch": 0,  # 0 = every training sample; smoke profiles draw a subset per epoch
+    # An epoch repeats whole passes over the training samples until it has made at least this many
+    # optimiser steps (0 = one pass): on a small log a pass can be two steps, and patience counted
+    # in such epochs would stop a model before it has trained at all.
+    "min_steps_per_epoch": 0,
     "eval_batch_size": 512,
     "n_candidates": 1000,
     "target_behavior_only": False,  # MBHT trains on target-behavior targets only (Appendix A)
@@ -324,13 +329,25 @@ class DiscriminativeRecommender(Recommender):
             raise ValueError("no target-behavior validation query to select a checkpoint on")
         log = TrainingLog(epochs=[])
         best_state = None
+        steps = 0
+
+        def count_step(*_: Any) -> None:
+            nonlocal steps
+            steps += 1
+
+        optimizer.register_step_post_hook(count_step)
         for epoch in range(1, t["max_epochs"] + 1):
-            start = time.perf_counter()
+            start, first_step = time.perf_counter(), steps
             self.module_.train()
-            loss = self._train_epoch(optimizer, rng)
-            train_s = time.perf_counter() - start
+            losses = [self._train_epoch(optimizer, rng)]
+            while 0 < steps - first_step < t["min_steps_per_epoch"]:
+                losses.append(self._train_epoch(optimizer, rng))
+            loss, train_s = float(np.mean(losses)), time.perf_counter() - start
             score = self.validation_score(candidates)
-            log.epochs.append({"epoch": epoch, "train_loss": loss, VALIDATION_METRIC: score, "train_s": train_s})
+            log.epochs.append(
+                {"epoch": epoch, "train_loss": loss, VALIDATION_METRIC: score, "train_s": train_s}
+                | {"passes": len(losses), "steps": steps - first_step}
+            )
             if score > log.best_score:
                 log.best_epoch, log.best_score = epoch, score
                 best_state = copy.deepcopy(self.module_.state_dict())

@@ -157,6 +157,18 @@ def test_training_loss_decreases_on_a_tiny_log(name, synthetic):
     assert losses[-1] < losses[0]
 
 
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_an_epoch_repeats_passes_until_it_has_made_min_steps_per_epoch(name, synthetic):
+    """On a small log a pass over the users is a few optimiser steps; patience counted in such epochs
+    stopped S-MBRec after ~12 steps on `synthetic`. An epoch now runs whole passes up to the floor."""
+    one = fit(name, synthetic, max_epochs=2).log_.epochs
+    per_pass = one[0]["steps"]
+    assert one[0]["passes"] == 1 and 0 < per_pass < 10
+    floored = fit(name, synthetic, max_epochs=2, min_steps_per_epoch=10).log_.epochs
+    for record in floored:
+        assert record["passes"] == -(-10 // per_pass) and record["steps"] == record["passes"] * per_pass >= 10
+
+
 def test_mbgmn_meta_scorer_is_the_predictor_on_combined_and_target(synthetic):
     rec = fit("mbgmn", synthetic, max_epochs=1, scorer="meta", shortlist=0)  # every item by the predictor
     m = rec.module_
