@@ -68,24 +68,27 @@ class Cell:
         return " / ".join(parts)
 
 
-def code_version() -> str:
-    """The git commit of the checkout (``-dirty`` when it has uncommitted changes), else the package version."""
-    if (REPO_ROOT / ".git").exists():
+def code_version(root: Path = REPO_ROOT) -> str:
+    """The git commit of the checkout, ``-dirty`` when tracked code has uncommitted changes (changes under
+    ``results/``, such as the reference files a ``check --update`` rewrites, do not count), else the
+    package version."""
+    if (root / ".git").exists():
         try:
-            out = subprocess.run(
-                ["git", "-C", str(REPO_ROOT), "describe", "--always", "--dirty", "--abbrev=12"],
-                capture_output=True,
-                text=True,
-                timeout=10,
-                check=True,
-            )
-            return out.stdout.strip()
+            commit = _git(root, "rev-parse", "--short=12", "HEAD")
+            changed = _git(root, "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
+            return commit + ("-dirty" if changed else "")
         except (OSError, subprocess.SubprocessError):
             pass
     try:
         return "gamer-bench " + metadata.version("gamer-bench")
     except metadata.PackageNotFoundError:
         return "unknown"
+
+
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10, check=True
+    ).stdout.strip()
 
 
 def package_versions() -> dict[str, str]:

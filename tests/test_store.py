@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 from helpers import store_cell
@@ -34,3 +35,25 @@ def test_cells_round_trip_and_torn_files_are_ignored(tmp_path):
 
 def test_code_version_is_recorded():
     assert code_version() not in ("", None)
+
+
+def test_code_version_is_dirty_for_code_changes_not_for_results(tmp_path):
+    """`check --update` rewrites results/reference/ before its later tables run: that must not mark
+    the code that computed them as modified."""
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "model.py").write_text("x = 1\n")
+    (tmp_path / "results" / "table.json").write_text("{}\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "start")
+    clean = code_version(tmp_path)
+    assert len(clean) == 12 and not clean.endswith("-dirty")
+    (tmp_path / "results" / "table.json").write_text('{"a": 1}\n')
+    (tmp_path / "notes.txt").write_text("untracked\n")
+    assert code_version(tmp_path) == clean
+    (tmp_path / "model.py").write_text("x = 2\n")
+    assert code_version(tmp_path) == clean + "-dirty"
