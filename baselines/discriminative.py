@@ -344,10 +344,8 @@ class DiscriminativeRecommender(Recommender):
                 losses.append(self._train_epoch(optimizer, rng))
             loss, train_s = float(np.mean(losses)), time.perf_counter() - start
             score = self.validation_score(candidates)
-            log.epochs.append(
-                {"epoch": epoch, "train_loss": loss, VALIDATION_METRIC: score, "train_s": train_s}
-                | {"passes": len(losses), "steps": steps - first_step}
-            )
+            record = {"epoch": epoch, "train_loss": loss, VALIDATION_METRIC: score, "train_s": train_s}
+            log.epochs.append(record | {"passes": len(losses), "steps": steps - first_step})
             if score > log.best_score:
                 log.best_epoch, log.best_score = epoch, score
                 best_state = copy.deepcopy(self.module_.state_dict())

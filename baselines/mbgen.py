@@ -320,9 +320,9 @@ class PBATransformer(nn.Module):
         With ``memory_index`` [B] (no past), memory and memory_mask hold U distinct rows and row b reads row
         ``memory_index[b]``."""
         n_past = 0 if past is None else past[0][0].size(2)
-        if memory_index is not None:
-            memory_mask = memory_mask.index_select(0, memory_index)
-        self_bias, cross_bias = decoder_attention_biases(self.decoder_bias, memory_mask, n_past, tokens.size(1))
+        self_bias, cross_bias = decoder_attention_biases(
+            self.decoder_bias, memory_mask, n_past, tokens.size(1), memory_index
+        )
         expert, behavior = route(levels, slots)
         x = self.dropout(self.embed(tokens))
         new_past = []

@@ -99,10 +99,13 @@ def encoder_attention_bias(relative: RelativePositionBias, mask: Tensor) -> Tens
 
 
 def decoder_attention_biases(
-    relative: RelativePositionBias, memory_mask: Tensor, n_past: int, n_new: int
+    relative: RelativePositionBias, memory_mask: Tensor, n_past: int, n_new: int, memory_index: Tensor | None = None
 ) -> tuple[Tensor, Tensor]:
     """Self-attention bias [1, H, T, P + T] (position bias + causal mask) for ``n_new`` tokens following
-    ``n_past`` cached ones, at their absolute positions; cross-attention bias [B, 1, 1, S] (padding only)."""
+    ``n_past`` cached ones, at their absolute positions; cross-attention bias [B, 1, 1, S] (padding only),
+    row b from memory row ``memory_index[b]`` when given."""
+    if memory_index is not None:
+        memory_mask = memory_mask.index_select(0, memory_index)
     key_positions = torch.arange(n_past + n_new, device=memory_mask.device)
     query_positions = key_positions[n_past:]
     causal = key_positions[None, :] <= query_positions[:, None]  # [T, P + T]
@@ -333,9 +336,9 @@ class T5EncoderDecoder(nn.Module):
         With ``memory_index`` [B] (no past), memory and memory_mask hold U distinct rows and row b reads row
         ``memory_index[b]``."""
         n_past = 0 if past is None else past[0][0].size(2)
-        if memory_index is not None:
-            memory_mask = memory_mask.index_select(0, memory_index)
-        self_bias, cross_bias = decoder_attention_biases(self.decoder_bias, memory_mask, n_past, tokens.size(1))
+        self_bias, cross_bias = decoder_attention_biases(
+            self.decoder_bias, memory_mask, n_past, tokens.size(1), memory_index
+        )
         x = self.dropout(self.embed(tokens))
         new_past = []
         for i, layer in enumerate(self.decoder_layers):
