@@ -28,10 +28,11 @@ its interaction:
    of n_behaviors + 1 rows: row 1 + level for ID tokens, row 0 for behavior tokens, start, padding and EOS.
 
 T5 parts: RMSNorm (x / sqrt(mean(x^2) + eps) * weight, eps 1e-6); attention with inner width n_heads * d_kv and
-no 1/sqrt(d_kv) scaling, no biases, dropout on the probabilities; a learned relative position bias table
-[num_buckets, n_heads] per stack (HF keeps it in the stack's first layer, every layer adds it): bidirectional
-buckets in the encoder, causal buckets in decoder self-attention, 32 buckets, max distance 128; a token embedding
-shared by encoder, decoder and the output head, with T5's d_model^-0.5 rescale before the tied head.
+no 1/sqrt(d_kv) scaling, no biases, dropout on the probabilities (`attention_dropout`); a learned relative
+position bias table [num_buckets, n_heads] per stack (HF keeps it in the stack's first layer, every layer adds
+it): bidirectional buckets in the encoder, causal buckets in decoder self-attention, 32 buckets, max distance
+128; a token embedding shared by encoder, decoder and the output head, with T5's d_model^-0.5 rescale before the
+tied head.
 
 Interface (the seq2seq contract): ``encode(tokens, levels, slots)`` -> (memory, memory_mask);
 ``decode(memory, memory_mask, tokens, levels, slots, past, memory_index)`` -> (logits, past); with
@@ -122,6 +123,11 @@ class PBAConfig:
     sparse_decoder_layers: list[int] = field(default_factory=lambda: [0, 1, 2, 3])
     behavior_layers_encoder: list[int] = field(default_factory=lambda: [0, 1])
     behavior_layers_decoder: list[int] = field(default_factory=lambda: [0, 1])
+    attention_dropout: float | None = None  # on the attention probabilities; None: ``dropout``, as in T5
+
+    @property
+    def attention_dropout_p(self) -> float:
+        return self.dropout if self.attention_dropout is None else self.attention_dropout
 
     @property
     def num_experts(self) -> int:
@@ -243,6 +249,7 @@ class PBATransformer(nn.Module):
         sparse_decoder_layers: list[int] | tuple[int, ...] = (0, 1, 2, 3),
         behavior_layers_encoder: list[int] | tuple[int, ...] = (0, 1),
         behavior_layers_decoder: list[int] | tuple[int, ...] = (0, 1),
+        attention_dropout: float | None = None,
     ) -> None:
         super().__init__()
         self.cfg = cfg = PBAConfig(
@@ -251,7 +258,7 @@ class PBATransformer(nn.Module):
             dropout=dropout, num_buckets=num_buckets, max_distance=max_distance, layer_norm_eps=layer_norm_eps,
             behavior_embedding_dim=behavior_embedding_dim, sparse_encoder_layers=list(sparse_encoder_layers),
             sparse_decoder_layers=list(sparse_decoder_layers), behavior_layers_encoder=list(behavior_layers_encoder),
-            behavior_layers_decoder=list(behavior_layers_decoder),
+            behavior_layers_decoder=list(behavior_layers_decoder), attention_dropout=attention_dropout,
         )  # fmt: skip
         for name, n in [
             ("sparse_encoder_layers", n_encoder_layers),

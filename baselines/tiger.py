@@ -17,7 +17,7 @@ T5 specifics kept on purpose:
 - RMSNorm is T5's LayerNorm: x / sqrt(mean(x^2) + eps) * weight, no mean subtraction, no bias, eps 1e-6.
 - Attention has no 1/sqrt(d_kv) scaling: T5 folds it into the query's init std. Its inner width is
   n_heads * d_kv, which may exceed d_model (paper config: 6 x 64 = 384 > 128). No linear layer has a bias.
-  Attention probabilities get dropout too, as in T5.
+  Attention probabilities get dropout too, as in T5 (``attention_dropout``, ``dropout`` unless set).
 - Relative position bias: a learned [num_buckets, n_heads] table, owned by the first layer of each stack and
   added to the attention logits of every layer of that stack. Encoder buckets are bidirectional (16 per
   direction); decoder self-attention buckets are unidirectional (all 32 for "key at or before the query"; the
@@ -126,6 +126,11 @@ class T5Config:
     num_buckets: int = 32
     max_distance: int = 128
     layer_norm_eps: float = 1e-6
+    attention_dropout: float | None = None  # on the attention probabilities; None: ``dropout``, as in T5
+
+    @property
+    def attention_dropout_p(self) -> float:
+        return self.dropout if self.attention_dropout is None else self.attention_dropout
 
 
 class RMSNorm(nn.Module):
@@ -164,7 +169,7 @@ class Attention(nn.Module):
 
     def __init__(self, cfg: T5Config) -> None:
         super().__init__()
-        self.n_heads, self.d_kv, self.dropout = cfg.n_heads, cfg.d_kv, cfg.dropout
+        self.n_heads, self.d_kv, self.dropout = cfg.n_heads, cfg.d_kv, cfg.attention_dropout_p
         inner = cfg.n_heads * cfg.d_kv
         self.q = nn.Linear(cfg.d_model, inner, bias=False)
         self.k = nn.Linear(cfg.d_model, inner, bias=False)
@@ -278,6 +283,7 @@ class T5EncoderDecoder(nn.Module):
         num_buckets: int = 32,
         max_distance: int = 128,
         layer_norm_eps: float = 1e-6,
+        attention_dropout: float | None = None,
     ) -> None:
         super().__init__()
         del n_behaviors, id_levels  # part of the contract; TIGER has no behavior- or level-aware parts
@@ -285,6 +291,7 @@ class T5EncoderDecoder(nn.Module):
             vocab_size=vocab_size, d_model=d_model, d_ff=d_ff, d_kv=d_kv, n_heads=n_heads,
             n_encoder_layers=n_encoder_layers, n_decoder_layers=n_decoder_layers, dropout=dropout,
             num_buckets=num_buckets, max_distance=max_distance, layer_norm_eps=layer_norm_eps,
+            attention_dropout=attention_dropout,
         )  # fmt: skip
         self.embed = nn.Embedding(vocab_size, d_model)
         self.dropout = nn.Dropout(dropout)

@@ -279,3 +279,29 @@ def test_toml_profiles_build(profile: str) -> None:
     with torch.no_grad():
         logits = full_logits(model, make_encoder_input([2, 1]), make_decoder_input(2))
     assert logits.shape == (2, 2 + ID_LEVELS, VOCAB) and torch.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("attention_dropout", [None, 0.0, 0.5])
+def test_attention_dropout_defaults_to_dropout_and_can_be_set_apart(attention_dropout: float | None) -> None:
+    """Only the attention probabilities: with residual and FFN dropout at 0, a train-mode pass equals the
+    eval-mode pass exactly when attention dropout is 0 (the `cpu` profile's setting)."""
+    from baselines.mbgen import PBATransformer
+
+    enc, dec = make_encoder_input([3, 1, 2]), make_decoder_input(3)
+    models = [
+        make_model(dropout=0.3, attention_dropout=attention_dropout),
+        PBATransformer(vocab_size=VOCAB, n_behaviors=N_BEHAVIORS, id_levels=ID_LEVELS, dropout=0.3,
+                       attention_dropout=attention_dropout, sparse_decoder_layers=[0, 1], **SMALL),
+    ]  # fmt: skip
+    for model in models:
+        expected = 0.3 if attention_dropout is None else attention_dropout
+        attention = [m for m in model.modules() if type(m).__name__ == "Attention"]
+        assert attention and all(m.dropout == expected for m in attention)
+        for module in model.modules():  # silence every other dropout
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+        with torch.no_grad():
+            evaluated = full_logits(model.eval(), enc, dec)
+            torch.manual_seed(3)
+            trained = full_logits(model.train(), enc, dec)
+        assert torch.equal(trained, evaluated) == (expected == 0.0)
