@@ -23,6 +23,7 @@ from scipy import stats
 # queries, every other key is a metric with one value per query. Without "user" and "behavior" the
 # queries are identified by their position.
 Run = Mapping[str, Sequence[Any] | np.ndarray]
+Pair = tuple[Sequence[Run], Sequence[Run], str]  # (a row's runs, its baseline's runs, the metric)
 # Differences spread over less than this are one constant up to float rounding (stored per-query
 # values have six decimals, so real spreads are far larger).
 _CONSTANT_SPREAD = 1e-12
@@ -183,24 +184,69 @@ def compare_rows(
     unknown = [r for r in chosen if r not in per_query]
     if unknown:
         raise ValueError(f"rows {unknown} have no per-query values; rows with some: {list(per_query)}")
-    comparisons: list[tuple[Hashable, str, dict[str, Any]]] = []
+    keys: list[tuple[Hashable, str]] = []
+    pairs: list[Pair] = []
     for row in chosen:
         for metric in metrics:
-            baseline = baselines[metric]
-            if row == baseline:
+            if row == baselines[metric]:
                 continue
-            a, b, dropped = aligned_query_values(_as_runs(per_query[row]), _as_runs(per_query[baseline]), metric)
-            tests = paired_tests(a, b)
-            comparisons.append((row, metric, {"baseline": baseline, "dropped": dropped} | tests))
-    p_t = holm([c["p_t"] for _, _, c in comparisons])
-    p_wilcoxon = holm([c["p_wilcoxon"] for _, _, c in comparisons])
+            keys.append((row, metric))
+            pairs.append((_as_runs(per_query[row]), _as_runs(per_query[baselines[metric]]), metric))
     result: dict[Hashable, dict[str, dict[str, Any]]] = {}
-    for (row, metric, c), corrected_t, corrected_w in zip(comparisons, p_t, p_wilcoxon, strict=True):
+    for (row, metric), c in zip(keys, compare_pairs(pairs, alpha), strict=True):
+        result.setdefault(row, {})[metric] = {"baseline": baselines[metric]} | c
+    return result
+
+
+def compare_pairs(
+    pairs: Sequence[tuple[Sequence[Run], Sequence[Run], str]], alpha: float = 0.05
+) -> list[dict[str, Any]]:
+    """Paired tests of ``(row runs, baseline runs, metric)`` comparisons, Holm-corrected as one family.
+
+    Each result has ``n``, ``dropped``, ``mean_difference`` (row - baseline), the statistics of
+    `paired_tests`, raw ``p_t_raw`` / ``p_wilcoxon_raw``, corrected ``p_t`` / ``p_wilcoxon`` (each test
+    corrected over the family) and ``verdict``: "better" or "worse" only when both corrected p-values
+    are below ``alpha`` and both tests lean the same way, else "n.s." (see `compare_rows`).
+    """
+    comparisons = []
+    for row_runs, baseline_runs, metric in pairs:
+        a, b, dropped = aligned_query_values(row_runs, baseline_runs, metric)
+        comparisons.append({"dropped": dropped} | paired_tests(a, b))
+    p_t = holm([c["p_t"] for c in comparisons])
+    p_wilcoxon = holm([c["p_wilcoxon"] for c in comparisons])
+    for c, corrected_t, corrected_w in zip(comparisons, p_t, p_wilcoxon, strict=True):
         c["p_t_raw"], c["p_wilcoxon_raw"] = c["p_t"], c["p_wilcoxon"]
         c["p_t"], c["p_wilcoxon"] = float(corrected_t), float(corrected_w)
         significant = c["p_t"] < alpha and c["p_wilcoxon"] < alpha
         direction = np.sign(c["mean_difference"])
         agree = direction == np.sign(c["signed_rank_sum"]) and direction != 0
         c["verdict"] = ("better" if direction > 0 else "worse") if significant and agree else "n.s."
-        result.setdefault(row, {})[metric] = c
-    return result
+    return comparisons
+
+
+def query_means(runs: Sequence[Run], metric: str) -> np.ndarray:
+    """``[n]`` per-query values of ``metric`` averaged over a row's runs (seeds), over the queries every
+    run has, ordered by (user, behavior): the values a row's mean and interval are computed from."""
+    return aligned_query_values(runs, runs, metric)[0]
+
+
+def bootstrap_interval(
+    values: Sequence[float] | np.ndarray, confidence: float = 0.95, resamples: int = 2000, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``values`` (one per query).
+
+    ``resamples`` samples of n queries are drawn with replacement (numpy's PCG64 under ``seed``, so an
+    interval is reproducible), and the interval is the (1 - confidence) / 2 and (1 + confidence) / 2
+    percentiles of their means (Efron & Tibshirani 1993, ch. 13). The queries are the unit resampled:
+    they are the independent draws; seeds are averaged per query before (`query_means`).
+    """
+    x = np.asarray(values, dtype=float)
+    if x.ndim != 1 or len(x) == 0:
+        raise ValueError(f"bootstrap_interval takes a non-empty flat sequence of values, got shape {x.shape}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    index = np.random.default_rng(seed).integers(0, len(x), size=(resamples, len(x)))
+    means = x[index].mean(axis=1)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(low), float(high)
