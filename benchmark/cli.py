@@ -168,6 +168,24 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_claims(args: argparse.Namespace) -> int:
+    from benchmark.claims import CLAIMS, judge_all, render
+    from benchmark.store import results_dir
+
+    known = [c.id for c in CLAIMS]
+    unknown = [c for c in args.claims or [] if c not in known]
+    if unknown:
+        raise ValueError(f"unknown claim(s) {', '.join(unknown)}; the claims are {', '.join(known)}")
+    root = results_dir(args.results_dir)
+    text = render(judge_all(root, args.profile, args.claims), args.format, args.profile)
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def cmd_perf(args: argparse.Namespace) -> int:
     if args.what == "gamer":
         from benchmark import perf_gamer
@@ -235,6 +253,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--output", help="write to this file (plots go beside it) instead of stdout")
     report.add_argument("--profile", choices=PROFILES, help="only this profile (data-only tables always shown)")
     report.set_defaults(func=cmd_report)
+
+    claims = sub.add_parser("claims", help="judge each of the paper's claims from stored cells")
+    claims.add_argument("--results-dir", help="where results are stored (default: $GAMER_BENCH_RESULTS or ./results)")
+    claims.add_argument("--profile", choices=PROFILES, default="cpu", help="the profile whose cells are judged")
+    claims.add_argument("--claims", type=arguments.name_list, help="claim ids, comma separated (default: all)")
+    claims.add_argument("--format", choices=("markdown", "latex", "json"), default="markdown")
+    claims.add_argument("--output", help="write to this file instead of stdout")
+    claims.set_defaults(func=cmd_claims)
 
     perf = sub.add_parser("perf", help="measure throughput (slow checks live here, not in the tests)")
     perf.add_argument(

@@ -51,22 +51,39 @@ def store_cell(root, cell: Cell, result: dict, config: dict | None = None):
     return save_cell(root, cell, {"notes": []} | result, prov)
 
 
-def store_ranking_cell(root, model: str, seed: int, per_query: dict[str, np.ndarray], users: np.ndarray) -> None:
-    """A stored Table 2 cell on `synthetic` (smoke) whose metrics are the means of the given per-query values."""
-    metrics = {column: float(np.mean(values)) for column, values in per_query.items()}
-    evaluation = {
-        "metrics": metrics,
-        "queries": len(users),
-        "per_query": {"user": users.tolist(), "behavior": [0] * len(users)}
-        | {column: np.round(values, 6).tolist() for column, values in per_query.items()},
-    }
+def store_ranking_cell(
+    root,
+    model: str,
+    seed: int,
+    per_query: dict[str, np.ndarray],
+    users: np.ndarray,
+    *,
+    table: str = "table-2",
+    profile: str = "smoke",
+    variant: str = "",
+    evaluation: str = "target-behavior",
+    more: dict[str, dict[str, np.ndarray]] | None = None,
+) -> None:
+    """A stored ranking cell on `synthetic` whose metrics are the means of the given per-query values
+    (under ``evaluation``; ``more`` adds other evaluations, e.g. Table 7's perturbations)."""
+
+    def scored(values: dict[str, np.ndarray]) -> dict:
+        metrics = {column: float(np.mean(v)) for column, v in values.items()}
+        return {
+            "metrics": metrics,
+            "queries": len(users),
+            "per_query": {"user": users.tolist(), "behavior": [0] * len(users)}
+            | {column: np.round(v, 6).tolist() for column, v in values.items()},
+        }
+
+    evaluations = {evaluation: scored(per_query)} | {key: scored(v) for key, v in (more or {}).items()}
     result = {
         "dataset_name": "synthetic",
-        "metrics": metrics,
+        "metrics": evaluations[evaluation]["metrics"],
         "queries": len(users),
-        "evaluations": {"target-behavior": evaluation},
+        "evaluations": evaluations,
     }
-    store_cell(root, Cell("table-2", "synthetic", model, "smoke", seed), result)
+    store_cell(root, Cell(table, "synthetic", model, profile, seed, variant), result)
 
 
 def hand_queries(
