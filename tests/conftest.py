@@ -39,3 +39,37 @@ def ml100k_inter() -> Path:
 
 
 # ---- end of protocols.formats block -------------------------------------------------------------
+
+
+# ---- LaTeX that report and claims write (tests/test_report.py, tests/test_claims.py) -------------
+
+
+@pytest.fixture
+def compile_latex(tmp_path: Path) -> Callable[[str, str], Path]:
+    """``compile_latex(body, packages)``: the PDF pdflatex made of ``body`` in an article, or a failure
+    with its log. Without pdflatex the test skips, except under ``GAMER_BENCH_REQUIRE_LATEX=1`` (CI,
+    which installs it), where it fails: CI never skips the compilation."""
+    import os
+    import shutil
+    import subprocess
+
+    if shutil.which("pdflatex") is None:
+        if os.environ.get("GAMER_BENCH_REQUIRE_LATEX") == "1":
+            pytest.fail("pdflatex is not installed, and GAMER_BENCH_REQUIRE_LATEX=1 requires it (.ci/run installs it)")
+        pytest.skip("pdflatex is not installed (.ci/run installs texlive-latex-base and -recommended)")
+
+    def compile_(body: str, packages: str) -> Path:
+        source = (
+            f"\\documentclass{{article}}\n\\usepackage{{{packages}}}\n\\begin{{document}}\n{body}\n\\end{{document}}\n"
+        )
+        (tmp_path / "doc.tex").write_text(source)
+        done = subprocess.run(
+            ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
+            cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout[-3000:]
+        pdf = tmp_path / "doc.pdf"
+        assert pdf.stat().st_size > 0
+        return pdf
+
+    return compile_

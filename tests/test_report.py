@@ -6,11 +6,8 @@ import csv
 import io
 import json
 import math
-import shutil
-import subprocess
 
 import numpy as np
-import pytest
 from helpers import store_cell, store_ranking_cell
 
 from benchmark.report import (
@@ -68,8 +65,7 @@ def test_table10_puts_the_relative_difference_under_the_paper_line(tmp_path):
     assert next(row for row in rows if row["model"] == "dlrm")["vs_paper"]["relative"]["AUROC"] == -0.1097
 
 
-@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed")
-def test_latex_compiles_as_is_with_marks_differences_and_paper_only_tables(tmp_path):
+def test_latex_compiles_as_is_with_marks_differences_and_paper_only_tables(tmp_path, compile_latex):
     results = tmp_path / "results"
     rng = np.random.default_rng(0)
     users = np.arange(30)
@@ -81,17 +77,7 @@ def test_latex_compiles_as_is_with_marks_differences_and_paper_only_tables(tmp_p
     documents = [doc for table in ("table-2", "table-10", "table-11") for doc in documents_for(SPECS[table], results)]
     latex = render(documents, "latex")
     assert r"$^{\blacktriangle}$" in latex and r"$\Delta$ vs paper" in latex and "not run" in latex
-    source = "\\documentclass{article}\n\\usepackage{booktabs,amssymb}\n\\begin{document}\n"
-    (tmp_path / "tables.tex").write_text(source + latex + "\n\\end{document}\n")
-    done = subprocess.run(
-        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "tables.tex"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stdout[-3000:]
-    assert (tmp_path / "tables.pdf").stat().st_size > 0
+    compile_latex(latex, "booktabs,amssymb")
 
 
 def _store_trained(root, model: str, profile: str, seed: int, stop_reason: str, n10: float) -> None:
