@@ -356,34 +356,43 @@ class Claim:
     statement: str
     paper: str  # the paper's evidence, as it printed it
     judge: Callable[[Cells], list[Judgement]]
+    tables: tuple[str, ...]  # where its evidence lies: `report` prints its verdict under these
 
 
 CLAIMS = (
-    Claim("C1", "Leave-one-out lets memorisation score high", "Figure 2: top-5 ratio over 0.9 on Tmall", judge_c1),
+    Claim(
+        "C1", "Leave-one-out lets memorisation score high", "Figure 2: top-5 ratio over 0.9 on Tmall", judge_c1,
+        ("figure-2",),
+    ),
     Claim(
         "C2", "Generative beats discriminative", "Tables 2-4: every generative row above every discriminative one",
-        judge_c2,
+        judge_c2, ("table-2", "table-3", "table-4"),
     ),
     Claim(
         "C3", "GAMER beats Qwen3 (cross-level behavior modeling)",
-        "Table 5: N@10 0.0782 vs 0.0689 without augmentation, 0.0856 vs 0.0714 with 4x", judge_c3,
+        "Table 5: N@10 0.0782 vs 0.0689 without augmentation, 0.0856 vs 0.0714 with 4x", judge_c3, ("table-5",),
     ),
     Claim(
         "C4", "Augmentation helps every architecture",
         "Table 5: Qwen3 0.0689 -> 0.0714, GAMER 0.0782 -> 0.0856, PBATrans. 0.0673 -> 0.0730 (N@10)", judge_c4,
+        ("table-5",),
     ),
     Claim(
         "C5", "GAMER degrades least under test-time dropout",
-        "Table 7: GAMER's relative drop is the smallest at every dropout rate", judge_c5,
+        "Table 7: GAMER's relative drop is the smallest at every dropout rate", judge_c5, ("table-7",),
     ),
     Claim(
         "C6", "User-level GAMER trains >= 7.7x faster than interaction-level MBGen",
-        "Table 6: about 100 h (MBGen) against 13 h (GAMER) on 8 A800 GPUs", judge_c6,
+        "Table 6: about 100 h (MBGen) against 13 h (GAMER) on 8 A800 GPUs", judge_c6, ("table-6",),
     ),
-    Claim("C7", "SIDs beat CIDs", "Tables 2 and 4: GAMER and MBGen both higher with SIDs", judge_c7),
+    Claim(
+        "C7", "SIDs beat CIDs", "Tables 2 and 4: GAMER and MBGen both higher with SIDs", judge_c7,
+        ("table-2", "table-4"),
+    ),
     Claim(
         "C8", "Session-wise causal attention does not help",
         "Table 8: N@10 lower with the session-wise layer for both architectures but Qwen3 + 4x", judge_c8,
+        ("table-8",),
     ),
 )  # fmt: skip
 
@@ -392,6 +401,18 @@ def judge_all(root: Path, profile: str = "cpu", claims: Iterable[str] | None = N
     cells = Cells(root, profile)
     wanted = set(claims) if claims else None
     return [j for claim in CLAIMS if wanted is None or claim.id in wanted for j in claim.judge(cells)]
+
+
+def claim_lines(table: str, root: Path, profile: str) -> list[str]:
+    """One line per verdict resting on ``table``, for the report's header of that table."""
+    cells = Cells(root, profile)
+    lines = []
+    for claim in CLAIMS:
+        if table in claim.tables:
+            for j in claim.judge(cells):
+                if j.table == table:
+                    lines.append(f"Claim {claim.id} ({claim.statement}), {j.dataset}: {j.verdict} (gamer-bench claims)")
+    return lines
 
 
 # ---- rendering ----------------------------------------------------------------------------------------------
@@ -448,7 +469,9 @@ def summary(judgements: list[Judgement]) -> dict[str, dict[str, int]]:
 def render(judgements: list[Judgement], fmt: str, profile: str) -> str:
     if fmt == "json":
         payload = {"profile": profile, "metric": METRIC, "alpha": ALPHA, "confidence": CONFIDENCE}
-        payload |= {"claims": [asdict(c) | {"judge": c.judge.__name__} for c in CLAIMS]}
+        payload |= {
+            "claims": [{"id": c.id, "statement": c.statement, "paper": c.paper, "tables": c.tables} for c in CLAIMS]
+        }
         payload |= {"summary": summary(judgements), "judgements": [asdict(j) for j in judgements]}
         return json.dumps(payload, indent=2) + "\n"
     if fmt == "latex":

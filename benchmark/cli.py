@@ -150,7 +150,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    text = render(documents, args.format)
+    text = render(documents, args.format, ci=args.ci)
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(text)
@@ -250,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--output-dir", help="with --all: write a browsable page (index.md, every table in every format, plots)"
     )
     report.add_argument("--format", choices=("markdown", "latex", "csv", "json"), default="markdown")
+    report.add_argument(
+        "--ci", action="store_true", help="Markdown/LaTeX: value ± half-width of its 95%% bootstrap interval"
+    )
     report.add_argument("--output", help="write to this file (plots go beside it) instead of stdout")
     report.add_argument("--profile", choices=PROFILES, help="only this profile (data-only tables always shown)")
     report.set_defaults(func=cmd_report)

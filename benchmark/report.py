@@ -17,6 +17,12 @@ Where the paper reports the same row (metric tables, Table 10, Table 6's size an
 paper's line follows ours, then a line "Δ vs paper" with (ours - paper) / paper per column; JSON
 keeps it per row under ``vs_paper``. The data tables (Tables 1 and 9, Figure 2) describe other
 datasets than the paper's, so they put the paper's numbers beside ours without a difference.
+
+Each of our metric values carries its number of queries and a 95 % percentile-bootstrap interval
+over queries (each query's mean over seeds): JSON rows keep ``queries`` and ``ci``, CSV adds a
+``queries`` column and two per metric, Markdown and LaTeX show ``value ± half-width`` when asked
+(``render(..., ci=True)``, ``gamer-bench report --ci``). Outside smoke, a table's header states the
+verdict of each of the paper's claims that rests on it (`benchmark.claims`).
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from typing import Any
 import numpy as np
 from tabulate import tabulate
 
-from benchmark.stats import compare_rows
+from benchmark.stats import bootstrap_interval, compare_rows, query_means
 from benchmark.store import Cell, stored_cells, training_record
 from benchmark.tables import SPECS, TableSpec
 from protocols.ranking import PROTOCOL as CONVERSION_PROTOCOL
@@ -51,6 +57,7 @@ MARKS_LEGEND = (
     "Marks on our rows, per column within each dataset and evaluation: bold = best; underline = best baseline "
     "(every row but GAMER's)"
 )
+NO_TESTS_LEGEND = "; no GAMER row with per-query values, so no significance tests"
 TESTS_LEGEND = (
     "; ▲ / ▼ = better / worse than that best baseline by both a paired t-test and a Wilcoxon signed-rank test "
     "over per-query values (each query's mean over seeds), both p < 0.05 after Holm over all row-metric "
@@ -183,9 +190,12 @@ def _ranking_documents(spec: TableSpec, cells: list[dict]) -> list[Document]:
                     entry["queries"] = results[0]["queries"]
                     entry |= _stopped_by(found)
                     entry |= _vs_paper(spec, entry, {c: c for c in spec.columns})
+                    runs = _per_query_runs(results, spec.columns)
+                    if runs is not None:
+                        entry["ci"] = _intervals(runs, spec.columns)
                     seeds.update(entry["seeds"])
                     rows.append(entry)
-                    block.append((entry, _per_query_runs(results, spec.columns)))
+                    block.append((entry, runs))
                 tested |= _mark_block(spec.columns, block)
                 marked |= len(block) > 1
         tasks = sorted({e.task.value for e in spec.evaluations})
@@ -202,11 +212,14 @@ def _ranking_documents(spec: TableSpec, cells: list[dict]) -> list[Document]:
         if any("vs_paper" in row for row in rows):
             header.append(DELTA_LEGEND)
         if marked:
-            header.append(
-                MARKS_LEGEND + (TESTS_LEGEND if tested else "; no per-query values, so no significance tests")
-            )
+            header.append(MARKS_LEGEND + (TESTS_LEGEND if tested else NO_TESTS_LEGEND))
         documents.append(Document(spec, profile, rows, header))
     return documents
+
+
+def _intervals(runs: list[dict], columns: tuple[str, ...]) -> dict[str, list[float]]:
+    """Each column's 95 % bootstrap interval over queries (each query's mean over the seeds)."""
+    return {c: [round(x, 6) for x in bootstrap_interval(query_means(runs, c))] for c in columns}
 
 
 def _stopped_by(cells: list[dict]) -> dict[str, Any]:
@@ -383,10 +396,12 @@ def code_versions_line(cells: list[dict]) -> list[str]:
 def documents_for(spec: TableSpec, root: Path) -> list[Document]:
     cells = stored_cells(root, spec.id)
     check_one_dataset_per_name(spec, cells)
-    if spec.has_metric_rows:
-        return _ranking_documents(spec, cells)
-    if spec.kind == "training-cost":
-        return _training_cost_documents(spec, cells)
+    if spec.has_metric_rows or spec.kind == "training-cost":
+        maker = _ranking_documents if spec.has_metric_rows else _training_cost_documents
+        documents = maker(spec, cells)
+        for doc in documents:
+            doc.header += _verdict_lines(spec, root, doc.profile)
+        return documents
     if spec.kind == "online":  # Table 11: nothing can run offline; the paper's numbers and the reason
         return [Document(spec, None, [], [spec.note])]
     if not cells:
@@ -403,6 +418,16 @@ def documents_for(spec: TableSpec, root: Path) -> list[Document]:
             "Classic leave-one-out on the whole dataset (no session filter); target = last target-behavior interaction"
         ] + code_versions_line(cells)
     return [Document(spec, None, rows, header)]
+
+
+def _verdict_lines(spec: TableSpec, root: Path, profile: str | None) -> list[str]:
+    """The verdicts of the paper's claims that rest on this table (`benchmark.claims`); none at smoke,
+    whose rows are never compared."""
+    if profile is None or profile == "smoke":
+        return []
+    from benchmark.claims import claim_lines
+
+    return claim_lines(spec.id, root, profile)
 
 
 # -- rendering -------------------------------------------------------------------------------------
@@ -434,9 +459,12 @@ class Marked(str):
         return [word for word, on in flags if on] + ([self.verdict] if self.verdict in SIGNIFICANCE else [])
 
 
-def _cell_text(row: dict, column: str) -> str:
+def _cell_text(row: dict, column: str, ci: bool = False) -> str:
     value = row.get(column, "")
-    if column + " std" in row:
+    if ci and column in row.get("ci", {}):
+        low, high = row["ci"][column]
+        text = f"{value:.4f} ± {(high - low) / 2:.4f}"
+    elif column + " std" in row:
         text = f"{value:.4f} ± {row[column + ' std']:.4f}"
     else:
         text = _fmt(value)
@@ -451,18 +479,30 @@ def _label(doc: Document, row: dict[str, Any]) -> str:
     return row["label"] + (CAP_MARK if doc.profile != "smoke" and capped(row) else "")
 
 
-def _grid(doc: Document) -> tuple[list[str], list[list[str]]]:
-    """Headers and body lines, ours and the paper's beside each other."""
+def _interval_columns(row: dict[str, Any], columns: tuple[str, ...]) -> list[str]:
+    """CSV's extra fields: the number of queries, then each column's 95 % interval (low, high)."""
+    ci = row.get("ci", {})
+    bounds = [_fmt(x) for c in columns for x in ci.get(c, ("", ""))]
+    return [str(row.get("queries", ""))] + bounds
+
+
+def _grid(doc: Document, ci: bool = False, interval_columns: bool = False) -> tuple[list[str], list[list[str]]]:
+    """Headers and body lines, ours and the paper's beside each other. ``ci``: our values read
+    ``value ± half-width`` of their bootstrap interval; ``interval_columns``: the queries and each
+    interval get columns of their own (CSV)."""
     spec = doc.spec
     if spec.has_metric_rows:
         several = len(spec.evaluations) > 1
         headers = (["Evaluation"] if several else []) + ["Model", "Source"] + list(spec.columns)
+        extra = ["queries"] + [f"{c} {b}" for c in spec.columns for b in ("CI95 low", "CI95 high")]
+        headers += extra if interval_columns else []
+        blank = [""] * len(extra) if interval_columns else []
         body = []
         for row in doc.rows:
             lead = [row.get("evaluation", "")] if several else []
-            body.append(
-                lead + [_label(doc, row), f"ours ({row['dataset']})"] + [_cell_text(row, c) for c in spec.columns]
-            )
+            values = [_cell_text(row, c, ci) for c in spec.columns]
+            intervals = _interval_columns(row, spec.columns) if interval_columns else []
+            body.append(lead + [_label(doc, row), f"ours ({row['dataset']})"] + values + intervals)
             paper = row.get("vs_paper")
             if paper is None:
                 published, paper_dataset = paper_row(spec, row)  # a row not run: the paper's line alone
@@ -470,9 +510,10 @@ def _grid(doc: Document) -> tuple[list[str], list[list[str]]]:
                     continue
                 paper = {"dataset": paper_dataset, "values": published}
             lead = [""] if several else []
-            body.append(lead + ["", f"paper ({paper['dataset']})"] + [_fmt(paper["values"][c]) for c in spec.columns])
+            published = [_fmt(paper["values"][c]) for c in spec.columns]
+            body.append(lead + ["", f"paper ({paper['dataset']})"] + published + blank)
             if "relative" in paper:
-                body.append(lead + ["", DELTA] + [_relative_text(paper["relative"][c]) for c in spec.columns])
+                body.append(lead + ["", DELTA] + [_relative_text(paper["relative"][c]) for c in spec.columns] + blank)
         return headers, body
     if spec.kind == "training-cost":
         headers = ["Model", "Source", "#Parameters", "s / epoch", "epochs to best", "epochs run", "training time"]
@@ -539,10 +580,18 @@ def _markdown_cell(cell: str) -> str:
     return text + SIGNIFICANCE.get(cell.verdict, "")
 
 
-def to_markdown(doc: Document) -> str:
-    headers, grid = _grid(doc)
+CI_LEGEND = "± = half the width of the 95 % bootstrap interval over queries (each query's mean over seeds)"
+
+
+def _header(doc: Document, ci: bool) -> list[str]:
+    with_ci = ci and any("ci" in row for row in doc.rows)
+    return doc.header + ([CI_LEGEND] if with_ci else [])
+
+
+def to_markdown(doc: Document, ci: bool = False) -> str:
+    headers, grid = _grid(doc, ci)
     body = [[_markdown_cell(cell) for cell in line] for line in grid]
-    lines = [f"### {markdown_escape(_title(doc))}", ""] + [f"- {markdown_escape(h)}" for h in doc.header]
+    lines = [f"### {markdown_escape(_title(doc))}", ""] + [f"- {markdown_escape(h)}" for h in _header(doc, ci)]
     if doc.spec.note:
         lines.append(f"- Note: {markdown_escape(doc.spec.note)}")
     headers = [markdown_escape(h) for h in headers]
@@ -583,15 +632,15 @@ def _latex_cell(cell: str) -> str:
     return text + latex_escape(SIGNIFICANCE.get(cell.verdict, ""))
 
 
-def to_latex(doc: Document) -> str:
+def to_latex(doc: Document, ci: bool = False) -> str:
     """A booktabs table that compiles as is (needs \\usepackage{booktabs,amssymb}, as its first line says)."""
-    headers, body = _grid(doc)
+    headers, body = _grid(doc, ci)
     align = "ll" + "r" * (len(headers) - 2)
     lines = [
         r"% requires \usepackage{booktabs,amssymb}",
         r"\begin{table}[t]",
         r"\centering",
-        r"\caption{" + latex_escape(_title(doc)) + " " + latex_escape("; ".join(doc.header)) + "}",
+        r"\caption{" + latex_escape(_title(doc)) + " " + latex_escape("; ".join(_header(doc, ci))) + "}",
         r"\label{tab:" + doc.spec.id + (f"-{doc.profile}" if doc.profile else "") + "}",
         r"\begin{tabular}{" + align + "}",
         r"\toprule",
@@ -622,8 +671,10 @@ def csv_safe(text: str) -> str:
 
 
 def to_csv(doc: Document) -> str:
-    """Plain values; tables of metric rows add a last column ``marks`` (see the module docstring)."""
-    headers, body = _grid(doc)
+    """Plain values; tables of metric rows add the number of queries and each value's 95 % bootstrap
+    interval (two columns per metric, empty without per-query values), then a last column ``marks``
+    (see the module docstring)."""
+    headers, body = _grid(doc, interval_columns=True)
     marks = doc.spec.has_metric_rows
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -634,14 +685,18 @@ def to_csv(doc: Document) -> str:
     return buffer.getvalue()
 
 
-def render(documents: list[Document], fmt: str) -> str:
+def render(documents: list[Document], fmt: str, ci: bool = False) -> str:
+    """``ci``: Markdown and LaTeX show ``value ± half-width`` of the bootstrap interval; JSON (``ci``
+    per row) and CSV (columns) always carry the intervals."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
     if fmt == "json":
         payload = [d.as_json() for d in documents]
         return json.dumps(payload[0] if len(payload) == 1 else payload, indent=2) + "\n"
-    renderer = {"markdown": to_markdown, "latex": to_latex, "csv": to_csv}[fmt]
-    return "\n".join(renderer(d) for d in documents)
+    if fmt == "csv":
+        return "\n".join(to_csv(d) for d in documents)
+    renderer = to_markdown if fmt == "markdown" else to_latex
+    return "\n".join(renderer(d, ci) for d in documents)
 
 
 def all_documents(root: Path, ids: list[str] | None = None) -> list[Document]:

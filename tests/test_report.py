@@ -20,6 +20,7 @@ from benchmark.report import (
     to_latex,
     to_markdown,
 )
+from benchmark.stats import bootstrap_interval
 from benchmark.store import Cell
 from benchmark.tables import SPECS, TABLE2_METRICS
 
@@ -150,3 +151,35 @@ def test_numbers_and_dashes_stay_as_they_are_in_csv():
         "'-2+3*cmd|' /C calc'!A0",
         "'\t=1",
     ]
+
+
+def test_values_carry_their_queries_and_bootstrap_interval_in_every_format(tmp_path):
+    users = np.arange(40)
+    hits = (np.arange(40) % 4 == 0).astype(float)  # N@10-like: 0.25
+    store_ranking_cell(tmp_path, "sasrec", 0, {c: hits for c in TABLE2_METRICS}, users, profile="cpu")
+    store_ranking_cell(tmp_path, "sasrec", 1, {c: hits for c in TABLE2_METRICS}, users, profile="cpu")
+    (doc,) = documents_for(SPECS["table-2"], tmp_path)
+    (row,) = [r for r in doc.rows if r["model"] == "sasrec"]
+    low, high = row["ci"]["N@10"]
+    assert row["queries"] == 40 and low < 0.25 < high
+    assert (low, high) == tuple(round(x, 6) for x in bootstrap_interval(hits))  # seeds averaged per query first
+    (stored,) = [r for r in json.loads(render([doc], "json"))["rows"] if r["model"] == "sasrec"]
+    assert stored["ci"]["N@10"] == [low, high] and stored["queries"] == 40
+    lines = list(csv.reader(io.StringIO(render([doc], "csv"))))
+    (ours,) = [line for line in lines if line[2] == "SASRec"]
+    fields = dict(zip(lines[0], ours, strict=True))
+    assert fields["queries"] == "40" and fields["N@10 CI95 low"] == f"{low:.4f}"
+    assert f"0.2500 ± {(high - low) / 2:.4f}" in render([doc], "markdown", ci=True)
+    assert "0.2500 ± 0.0000" in render([doc], "markdown")  # without --ci: mean ± std over seeds
+    assert "bootstrap interval" in render([doc], "latex", ci=True)
+
+
+def test_a_table_states_the_verdicts_of_the_claims_resting_on_it_outside_smoke(tmp_path):
+    ones = dict.fromkeys(TABLE2_METRICS, np.ones(30))
+    store_ranking_cell(tmp_path, "gamer_sid", 0, ones, np.arange(30), profile="cpu")
+    (doc,) = documents_for(SPECS["table-2"], tmp_path)
+    assert "Claim C7 (SIDs beat CIDs), synthetic: not run (gamer-bench claims)" in doc.header
+    assert any(line.startswith("Claim C2 ") for line in doc.header)
+    store_ranking_cell(tmp_path, "gamer_sid", 0, ones, np.arange(30), profile="smoke")
+    smoke = [d for d in documents_for(SPECS["table-2"], tmp_path) if d.profile == "smoke"]
+    assert not any(line.startswith("Claim ") for line in smoke[0].header)
