@@ -186,6 +186,23 @@ def cmd_claims(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_readme(args: argparse.Namespace) -> int:
+    from benchmark import readme
+    from benchmark.store import REPO_ROOT
+
+    path = Path(args.readme) if args.readme else REPO_ROOT / "README.md"
+    root = Path(args.results_dir) if args.results_dir else REPO_ROOT / readme.PUBLISHED
+    if args.check:
+        if readme.current(path, root):
+            print(f"{path}: the results section is what {root} renders to")
+            return 0
+        print(f"{path}: the results section is stale; regenerate it with `gamer-bench readme`", file=sys.stderr)
+        return 1
+    changed = readme.update(path, root)
+    print(f"{path}: results section {'rewritten' if changed else 'already current'} from {root}")
+    return 0
+
+
 def cmd_perf(args: argparse.Namespace) -> int:
     if args.what == "gamer":
         from benchmark import perf_gamer
@@ -264,6 +281,12 @@ def build_parser() -> argparse.ArgumentParser:
     claims.add_argument("--format", choices=("markdown", "latex", "json"), default="markdown")
     claims.add_argument("--output", help="write to this file instead of stdout")
     claims.set_defaults(func=cmd_claims)
+
+    readme = sub.add_parser("readme", help="rewrite README.md's results section from the published cells")
+    readme.add_argument("--check", action="store_true", help="only check that the section is current (exit 1 if not)")
+    readme.add_argument("--readme", help="the README to update (default: the checkout's README.md)")
+    readme.add_argument("--results-dir", help="the published cells (default: results/published/cpu)")
+    readme.set_defaults(func=cmd_readme)
 
     perf = sub.add_parser("perf", help="measure throughput (slow checks live here, not in the tests)")
     perf.add_argument(
