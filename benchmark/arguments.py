@@ -42,3 +42,11 @@ def seeds(text: str) -> int | list[int]:
     if len(set(chosen)) != len(chosen):
         raise argparse.ArgumentTypeError(f"seeds repeat in {text!r}")
     return chosen
+
+
+def seed_list(text: str) -> list[int]:
+    """``--seeds`` of ``check --published``: the seeds themselves, ``0`` or ``0,1,2``."""
+    chosen = [seed(part) for part in name_list(text)]
+    if len(set(chosen)) != len(chosen):
+        raise argparse.ArgumentTypeError(f"seeds repeat in {text!r}")
+    return chosen

@@ -27,6 +27,11 @@ Tolerances are absolute, stated in each file's header (``--tolerance`` overrides
   pairs of AUROC (1 / (positives x negatives) each); an item entering or leaving any query's top k
   (1 / queries) fails, and so does any change of a count (queries, parameters, epochs).
 
+``check --published`` reruns the tracked cells of ``results/published/cpu`` (the published results,
+at their own profile and seed) and compares them the same way, at the same tolerances; it selects
+with ``--tables``, ``--dataset`` and ``--seeds``. CI does not run it (hours at ``cpu``); a reader who
+doubts a published number reruns its cell with it.
+
 The default set (``check``) is what CI runs on two cores in a few minutes: the data tables on every
 dataset, and the cheap rows of the model tables plus one row of each generative family. ``--all``
 reruns every row of every table; ``--update --all`` refreshes every row.
@@ -40,16 +45,18 @@ import math
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from benchmark.arguments import name_list
-from benchmark.store import Cell, code_version, load_cell
+from benchmark.arguments import name_list, seed_list
+from benchmark.store import Cell, code_version, load_cell, stored_cells
 from benchmark.tables import SPECS, TableSpec
 from protocols.catalog import REPO_ROOT, resolve
 
 REFERENCE_DIR = REPO_ROOT / "results" / "reference"
+PUBLISHED_DIR = REPO_ROOT / "results" / "published" / "cpu"
 PROFILE = "smoke"
 SEED = 0
 DECIMALS = 6
@@ -401,6 +408,83 @@ def _check_table(
     return found
 
 
+def published_tables(names: list[str] | None, published_dir: Path) -> list[str]:
+    """Table ids from ``--tables`` (ids or numbers), by default every table with published cells."""
+    if names is None:
+        return [t for t in SPECS if (published_dir / "cells" / t).is_dir()]
+    ids = [f"table-{part}" if part.isdigit() else part for part in names]
+    unknown = [t for t in ids if t not in SPECS]
+    if unknown:
+        raise ValueError(f"--tables: unknown {unknown}; tables: {', '.join(SPECS)}")
+    return ids
+
+
+def _selected(
+    cell: dict[str, Any], datasets: list[str] | None, seeds: list[int] | None, models: list[str] | None
+) -> bool:
+    return (
+        (datasets is None or cell["dataset"] in datasets)
+        and (seeds is None or cell["seed"] in seeds)
+        and (models is None or cell["model"] in models)
+    )
+
+
+def check_published(
+    tables: list[str],
+    *,
+    published_dir: Path = PUBLISHED_DIR,
+    datasets: list[str] | None = None,
+    seeds: list[int] | None = None,
+    models: list[str] | None = None,
+    tolerance: float | None = None,
+    jobs: int = 1,
+    rerun_dir: Path | None = None,
+) -> int:
+    """Rerun the published cells of ``tables`` (those of ``datasets``, ``seeds``, ``models`` when given), each at
+    its own profile and seed, and compare their values with the stored ones. Returns the exit status."""
+    from benchmark import runner
+
+    findings: dict[str, list[Finding]] = {}
+    with tempfile.TemporaryDirectory(prefix="gamer-bench-published-") as scratch:
+        root = Path(rerun_dir) if rerun_dir else Path(scratch)
+        for table in tables:
+            spec = SPECS[table]
+            chosen = [c for c in stored_cells(published_dir, table) if _selected(c["cell"], datasets, seeds, models)]
+            if not chosen:
+                print(f"{table}: no published cell in {published_dir} matches the selection")
+                continue
+            groups: dict[tuple[str, str | None, int], list[Cell]] = defaultdict(list)
+            for c in chosen:
+                cell = Cell(**c["cell"])
+                groups[(cell.dataset, cell.profile, cell.seed)].append(cell)
+            expected = {cell_key(Cell(**c["cell"])): reference_values(spec, c["result"]) for c in chosen}
+            got: dict[str, dict[str, float]] = {}
+            start = time.perf_counter()
+            for (dataset, profile, seed), cells in groups.items():
+                keys = {cell.row_key for cell in cells}
+                subset = replace(spec, rows=tuple(r for r in spec.rows if r.key in keys)) if spec.has_models else spec
+                report = runner.run(
+                    subset, root, datasets=[dataset], profile=profile or PROFILE, seeds=(seed,), jobs=jobs,
+                    force=True, progress=False,
+                )  # fmt: skip
+                for line in report.failed:
+                    print(f"{table}: failed: {line}", file=sys.stderr)
+                for cell in report.computed:
+                    got[cell_key(cell)] = reference_values(spec, load_cell(cell.path(root))["result"])
+            found = compare(expected, got, tolerance if tolerance is not None else tolerance_for(spec))
+            print(
+                f"{table}: {len(got)} published cell(s) rerun, {len(found)} finding(s) "
+                f"({time.perf_counter() - start:.0f} s)"
+            )
+            findings[table] = found
+    failed = {table: found for table, found in findings.items() if found}
+    if failed:
+        _print_findings(failed)
+        return 1
+    print(f"check: every rerun published value of {len(findings)} table(s) matches {published_dir}")
+    return 0
+
+
 def _print_findings(failed: dict[str, list[Finding]]) -> None:
     from tabulate import tabulate
 
@@ -444,12 +528,36 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument("--reference-dir", type=Path, default=REFERENCE_DIR, help="default: results/reference")
     parser.add_argument("--rerun-dir", type=Path, help="keep the rerun's cells here (default: a temporary folder)")
+    parser.add_argument(
+        "--published", action="store_true", help="rerun the published cells (results/published/cpu) instead"
+    )
+    parser.add_argument("--published-dir", type=Path, default=PUBLISHED_DIR, help="with --published: where they lie")
+    parser.add_argument("--dataset", type=name_list, help="with --published: only these datasets")
+    parser.add_argument("--seeds", type=seed_list, help="with --published: only these seeds (0 or 0,1,2)")
+    parser.add_argument("--models", type=name_list, help="with --published: only these rows' models")
     parser.set_defaults(func=cmd_check)
     return parser
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     start = time.perf_counter()
+    if not args.published and (args.dataset or args.seeds or args.models):
+        raise ValueError("--dataset, --seeds and --models select published cells: use them with --published")
+    if args.published:
+        if args.update or args.every_row:
+            raise ValueError("--published reruns the published cells as they are: no --update or --all")
+        status = check_published(
+            published_tables(args.tables, args.published_dir),
+            published_dir=args.published_dir,
+            datasets=args.dataset,
+            seeds=args.seeds,
+            models=args.models,
+            tolerance=args.tolerance,
+            jobs=args.jobs,
+            rerun_dir=args.rerun_dir,
+        )
+        print(f"check: {time.perf_counter() - start:.0f} s", file=sys.stderr)
+        return status
     status = check(
         parse_tables(args.tables),
         every_row=args.every_row,

@@ -178,3 +178,31 @@ def test_findings_are_named_in_the_report(capsys):
     out = capsys.readouterr().out
     assert ["table-2", "synthetic", "sasrec", "0", "N@10", "0.1", "0.2", "moved by 0.1"] in _table_rows(out)
     assert "gamer-bench check --update" in out
+
+
+def test_published_cells_rerun_at_their_own_profile_and_seed_and_fail_when_edited(tmp_path, capsys):
+    from benchmark import runner
+    from benchmark.store import Cell
+
+    published = tmp_path / "published"
+    runner.run(SPECS["figure-2"], published, datasets=["synthetic"], progress=False)
+    runner.run(SPECS["table-2"], published, datasets=["synthetic"], models=["rule_based"], profile="cpu", seeds=(1,),
+               progress=False)  # fmt: skip
+    argv = ["check", "--published", "--published-dir", str(published)]
+    args = _parse([*argv, "--tables", "figure-2,2", "--dataset", "synthetic", "--seeds", "0,1"])
+    assert args.func(args) == 0
+    assert "table-2: 1 published cell(s) rerun, 0 finding(s)" in capsys.readouterr().out
+
+    path = Cell("table-2", "synthetic", "rule_based", "cpu", 1).path(published)
+    payload = json.loads(path.read_text())
+    payload["result"]["evaluations"]["target-behavior"]["metrics"]["N@10"] += 0.01
+    path.write_text(json.dumps(payload))
+    args = _parse(argv)  # every table with published cells
+    assert args.func(args) == 1
+    rows = [r[:5] for r in _table_rows(capsys.readouterr().out)]
+    assert ["table-2", "synthetic", "rule_based", "1", "N@10"] in rows
+    args = _parse([*argv, "--seeds", "0"])  # the edited cell is seed 1's
+    assert args.func(args) == 0
+    with pytest.raises(ValueError, match="use them with --published"):
+        args = _parse(["check", "--seeds", "0"])
+        args.func(args)
