@@ -46,6 +46,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -315,14 +316,16 @@ def header_for(plan: ReferencePlan, spec: TableSpec, tolerance: float) -> dict[s
 # ---- the command ----------------------------------------------------------------------------------
 
 
-def parse_tables(names: list[str] | None) -> list[str]:
-    """``["table-1", "figure-2"]`` or ``["1", "2"]`` (table numbers) -> table ids in PLANS; None -> all."""
+def parse_tables(names: list[str] | None, known: Iterable[str] | None = None, what: str = "reference") -> list[str]:
+    """``["table-1", "figure-2"]`` or ``["1", "2"]`` (table numbers) -> table ids among ``known`` (default:
+    those with a reference file's plan); None -> all of them."""
+    known = list(PLANS if known is None else known)
     if names is None:
-        return list(PLANS)
+        return known
     ids = [f"table-{part}" if part.isdigit() else part for part in names]
-    unknown = [t for t in ids if t not in PLANS]
+    unknown = [t for t in ids if t not in known]
     if unknown:
-        raise ValueError(f"--tables: no reference for {unknown}; tables with one: {', '.join(PLANS)}")
+        raise ValueError(f"--tables: no {what} for {unknown}; tables with one: {', '.join(known)}")
     return ids
 
 
@@ -409,14 +412,8 @@ def _check_table(
 
 
 def published_tables(names: list[str] | None, published_dir: Path) -> list[str]:
-    """Table ids from ``--tables`` (ids or numbers), by default every table with published cells."""
-    if names is None:
-        return [t for t in SPECS if (published_dir / "cells" / t).is_dir()]
-    ids = [f"table-{part}" if part.isdigit() else part for part in names]
-    unknown = [t for t in ids if t not in SPECS]
-    if unknown:
-        raise ValueError(f"--tables: unknown {unknown}; tables: {', '.join(SPECS)}")
-    return ids
+    """Table ids from ``--tables`` (ids or numbers) among those with published cells, by default all of them."""
+    return parse_tables(names, [t for t in SPECS if (published_dir / "cells" / t).is_dir()], "published cell")
 
 
 def _selected(
@@ -546,26 +543,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.published:
         if args.update or args.every_row:
             raise ValueError("--published reruns the published cells as they are: no --update or --all")
-        status = check_published(
-            published_tables(args.tables, args.published_dir),
-            published_dir=args.published_dir,
-            datasets=args.dataset,
-            seeds=args.seeds,
-            models=args.models,
-            tolerance=args.tolerance,
-            jobs=args.jobs,
-            rerun_dir=args.rerun_dir,
-        )
-        print(f"check: {time.perf_counter() - start:.0f} s", file=sys.stderr)
-        return status
-    status = check(
-        parse_tables(args.tables),
-        every_row=args.every_row,
-        update=args.update,
-        tolerance=args.tolerance,
-        jobs=args.jobs,
-        reference_dir=args.reference_dir,
-        rerun_dir=args.rerun_dir,
-    )
+        tables, run = published_tables(args.tables, args.published_dir), check_published
+        selection = {"published_dir": args.published_dir, "datasets": args.dataset, "seeds": args.seeds}
+        selection["models"] = args.models
+    else:
+        tables, run = parse_tables(args.tables), check
+        selection = {"every_row": args.every_row, "update": args.update, "reference_dir": args.reference_dir}
+    status = run(tables, **selection, tolerance=args.tolerance, jobs=args.jobs, rerun_dir=args.rerun_dir)
     print(f"check: {time.perf_counter() - start:.0f} s", file=sys.stderr)
     return status

@@ -123,6 +123,12 @@ class Cells:
         return " ".join(parts + [f"--dataset {dataset}", f"--results-dir {self.root}"])
 
 
+def not_run(cells: Cells, claim: str, table: str, dataset: str, missing: list[str], **kwargs: Any) -> Judgement:
+    """The judgement of a claim whose ``missing`` rows have no stored cell, with the run that fills them."""
+    detail = f"no stored {cells.profile} cell for {', '.join(missing)}"
+    return Judgement(claim, table, dataset, NOT_RUN, detail, command=cells.command(table, dataset, missing), **kwargs)
+
+
 def row_value(row: str, runs: list[Run]) -> RowValue:
     values = query_means(runs, METRIC)
     low, high = bootstrap_interval(values, CONFIDENCE)
@@ -152,11 +158,7 @@ def judge_pairs(
     runs = {r: cells.runs(table, dataset, r) for r in needed}
     missing = [r for r in needed if runs[r] is None]
     if missing:
-        return Judgement(
-            claim, table, dataset, NOT_RUN, f"no stored {cells.profile} cell for {', '.join(missing)}",
-            rows=[row_value(r, runs[r]) for r in needed if runs[r] is not None],
-            command=cells.command(table, dataset, missing),
-        )  # fmt: skip
+        return not_run(cells, claim, table, dataset, missing, rows=[row_value(r, runs[r]) for r in needed if runs[r]])
     tests = compare_pairs([(runs[a], runs[b], METRIC) for a, b in pairs], ALPHA)
     mapping = from_test or _FROM_TEST
     records = []
@@ -266,10 +268,7 @@ def judge_c5(cells: Cells, resamples: int = 2000) -> list[Judgement]:
         runs = {(r, e): cells.runs(table, dataset, r, e) for r in rows for e in [clean, *perturbations]}
         missing = sorted({r for (r, _), v in runs.items() if v is None})
         if missing:
-            out.append(
-                Judgement("C5", table, dataset, NOT_RUN, f"no stored {cells.profile} cell for {', '.join(missing)}",
-                          command=cells.command(table, dataset, missing))
-            )  # fmt: skip
+            out.append(not_run(cells, "C5", table, dataset, missing))
             continue
         # One matrix [row, evaluation, query] over the queries every run has.
         keyed = {k: _by_query(v) for k, v in runs.items()}
@@ -317,10 +316,7 @@ def judge_c6(cells: Cells) -> list[Judgement]:
         found = {r: cells.table(table).get(dataset, {}).get(r) for r in rows}
         missing = [r for r, c in found.items() if not c]
         if missing:
-            out.append(
-                Judgement("C6", table, dataset, NOT_RUN, f"no stored {cells.profile} cell for {', '.join(missing)}",
-                          command=cells.command(table, dataset, missing))
-            )  # fmt: skip
+            out.append(not_run(cells, "C6", table, dataset, missing))
             continue
         seconds = {r: float(np.mean([c["result"]["row"]["training s"] for c in found[r]])) for r in rows}
         ratio = seconds["mbgen_sid@aug0"] / seconds["gamer_sid@aug0"]
