@@ -100,8 +100,10 @@ class Cells:
         return self._tables[table]
 
     def datasets(self, table: str) -> list[str]:
-        """The datasets with cells of ``table``, or the table's own when none has any."""
-        return sorted(self.table(table)) or list(SPECS[table].datasets)
+        """The table's own datasets (a claim is "not run" there until they have cells), then any other
+        dataset with cells of ``table``."""
+        own = list(SPECS[table].datasets)
+        return own + sorted(set(self.table(table)) - set(own))
 
     def runs(self, table: str, dataset: str, row: str, evaluation: str | None = None) -> list[Run] | None:
         """Each seed's per-query values of ``row`` (default: the table's first evaluation), or None."""
@@ -276,6 +278,13 @@ def judge_c5(cells: Cells, resamples: int = 2000) -> list[Judgement]:
         values = np.array([[[keyed[(r, e)][q] for q in common] for e in [clean, *perturbations]] for r in rows])
         index = np.random.default_rng(0).integers(0, len(common), size=(resamples, len(common)))
         g, others = rows.index(gamer), [i for i, r in enumerate(rows) if r != gamer]
+        if not values[:, 0].mean(-1).all():
+            zero = [r for r, v in zip(rows, values[:, 0].mean(-1), strict=True) if v == 0]
+            detail = f"{', '.join(zero)} score 0 without dropout: no relative drop to compare"
+            out.append(
+                Judgement("C5", table, dataset, INCONCLUSIVE, detail, [row_value(r, runs[(r, clean)]) for r in rows])
+            )
+            continue
         records = []
         for j, perturbation in enumerate(perturbations, start=1):
             drops = relative_drops(values[:, 0], values[:, j])  # [rows]

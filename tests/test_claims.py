@@ -192,3 +192,13 @@ def test_claims_latex_compiles(tmp_path, compile_latex) -> None:
     store(tmp_path, "gamer_sid", hits(0.6, 3))
     store(tmp_path, "gamer_cid", hits(0.2, 1))
     compile_latex(claims.render(judge_all(tmp_path, "cpu"), "latex", "cpu"), "longtable")
+
+
+def test_robustness_claim_is_inconclusive_when_a_row_scores_zero_without_dropout(tmp_path) -> None:
+    spec = claims.SPECS["table-7"]
+    for model in ("tiger_mb", "mbgen_sid", "gamer_sid"):
+        values = np.zeros(len(USERS)) if model == "tiger_mb" else hits(0.5, 1)
+        more = {e.key: {"N@10": values} for e in spec.evaluations[1:]}
+        store(tmp_path, model, values, table="table-7", evaluation=spec.evaluations[0].key, more=more)
+    (judgement,) = claims.judge_c5(Cells(tmp_path, "cpu"))
+    assert judgement.verdict == INCONCLUSIVE and judgement.detail.startswith("tiger_mb score 0")
