@@ -352,14 +352,21 @@ def _dataset_fingerprint(cell: dict) -> str:
 
 
 def _dataset_name(cell: dict) -> str:
-    """The name the report shows a cell's dataset under."""
+    """The name the report shows a cell's dataset under, saying so when it is a user sample ([sample])."""
     result = cell["result"]
     row = result.get("row")
+    identity = cell["provenance"]["config"].get("dataset", {})
     if "dataset_name" in result:
-        return str(result["dataset_name"])
-    if isinstance(row, dict) and "dataset" in row:
-        return str(row["dataset"])
-    return str(cell["provenance"]["config"].get("dataset", {}).get("name", cell["cell"]["dataset"]))
+        name = str(result["dataset_name"])
+    elif isinstance(row, dict) and "dataset" in row:
+        name = str(row["dataset"])
+    else:
+        name = str(identity.get("name", cell["cell"]["dataset"]))
+    definition = identity.get("definition")
+    sample = definition.get("toml", {}).get("sample") if isinstance(definition, dict) else None
+    if isinstance(sample, dict) and "users" in sample:
+        name += f" (sample: {sample['users']} users, seed {sample.get('seed', 0)})"
+    return name
 
 
 def check_one_dataset_per_name(spec: TableSpec, cells: list[dict]) -> None:
@@ -408,7 +415,9 @@ def documents_for(spec: TableSpec, root: Path) -> list[Document]:
         return []
     if spec.kind == "dataset-stats":
         rows = [
-            c["result"]["row"] | {"users removed (< 3 sessions)": c["result"]["filter"]["users_removed"]} for c in cells
+            c["result"]["row"]
+            | {"dataset": _dataset_name(c), "users removed (< 3 sessions)": c["result"]["filter"]["users_removed"]}
+            for c in cells
         ]
         header = ["Users with fewer than three sessions removed; items = distinct items interacted after the filter"]
         header += code_versions_line(cells)

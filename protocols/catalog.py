@@ -360,7 +360,9 @@ _TOML_TYPES = {
     "header": _BOOLEAN,
     "synthetic": _TABLE,
     "ranking": _TABLE,
+    "sample": _TABLE,
 }
+_SAMPLE_TYPES = {"users": _INTEGER, "seed": _INTEGER}
 _SESSION_TYPES = {"rule": _STRING, "minutes": _NUMBER, "timezone": _STRING}
 # The [session] keys each rule reads. Rule 'file' (session ids from the data) is no choice here: only the
 # GAMER release carries session ids, and its format takes no [session] table.
@@ -451,7 +453,7 @@ def _synthetic_types() -> dict[str, _Type]:
 def _check_format_keys(config: dict, fmt: str, toml: Path) -> None:
     """Raise for a key the format does not read (it would be silently ignored) or a key it needs."""
     spec = _FORMAT_KEYS[fmt]
-    reads = spec.reads | {"name", "format", "description"}
+    reads = spec.reads | {"name", "format", "description", "sample"}
     unread = sorted(set(config) - reads)
     if unread:
         brings = f" ({spec.brings})" if spec.brings else ""
@@ -628,7 +630,36 @@ def dataset_from_toml(toml: Path) -> DatasetSpec:
         raise ValueError(f"{toml}: format must be one of {list(_FORMATS)}, found {fmt!r}")
     _check_format_keys(config, fmt, toml)
     if fmt in ("synthetic", "synthetic-big"):
-        return _synthetic_from_toml(config, toml)
+        return _sampled(_synthetic_from_toml(config, toml), config, toml)
+    return _sampled(_file_dataset(config, fmt, toml), config, toml)
+
+
+def _sampled(spec: DatasetSpec, config: dict, toml: Path) -> DatasetSpec:
+    """``spec`` reduced to ``[sample] users = N`` users (``seed``, default 0) drawn before the protocol
+    runs, whole histories kept (`Interactions.sample_users`). The [sample] table is in the definition, so
+    a sampled dataset never shares stored results with the whole one."""
+    if "sample" not in config:
+        return spec
+    sample = _typed(config["sample"], _SAMPLE_TYPES, "[sample]", toml)
+    if "users" not in sample or sample["users"] < 1 or sample.get("seed", 0) < 0:
+        raise ValueError(f"{toml}: [sample] needs users = N (an integer >= 1) and takes seed = S (>= 0, default 0)")
+    users, seed = sample["users"], sample.get("seed", 0)
+
+    def read(path: Path | None) -> Interactions:
+        inter = spec.read(path)
+        if users >= inter.n_users:
+            raise ValueError(
+                f"{toml}: [sample] users = {users} keeps every one of the {inter.n_users} users; remove [sample] "
+                "or ask for fewer"
+            )
+        return inter.sample_users(users, seed)
+
+    description = f"{spec.description} (a sample of {users} users, seed {seed})"
+    return replace(spec, read=read, description=description)
+
+
+def _file_dataset(config: dict, fmt: str, toml: Path) -> DatasetSpec:
+    """A dataset read from files (every format but the generator's)."""
     name = config.get("name", toml.stem)
     timezone = config.get("timezone", "UTC")
     schema = None if fmt == "gamer" else _schema_from_toml(config, name, toml)

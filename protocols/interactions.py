@@ -271,6 +271,16 @@ class Interactions:
         kept, new_user = np.unique(sub.user, return_inverse=True)
         return replace(sub, user=new_user.astype(np.int64), user_ids=self.user_ids[kept])
 
+    def sample_users(self, n: int, seed: int) -> Interactions:
+        """``n`` users drawn uniformly without replacement (numpy's PCG64 under ``seed``), each with every
+        one of its rows: histories are never cut. Users are renumbered in their order; items keep their
+        ids. For trying a big log on a small machine before the whole of it (a dataset TOML's [sample])."""
+        if not 1 <= n < self.n_users:
+            raise ValueError(f"a sample of {n} users needs 1 <= n < {self.n_users}, the users of {self.schema.name}")
+        chosen = np.zeros(self.n_users, dtype=bool)
+        chosen[np.random.default_rng(seed).choice(self.n_users, size=n, replace=False)] = True
+        return self.take(chosen[self.user], compact_users=True)
+
     def behavior_names(self) -> np.ndarray:
         return np.asarray(self.schema.behaviors, dtype=object)[self.behavior]
 

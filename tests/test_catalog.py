@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from protocols.catalog import BUILTIN, data_dir, dataset_from_toml, resolve
@@ -99,3 +100,39 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_its_test_command():
     ci = (REPO / ".ci" / "run").read_text()
     for step in tests.split(" && "):
         assert step.replace("pip install", "python -m pip install --quiet") in ci or step in ci, step
+
+
+def test_a_sample_keeps_n_users_with_whole_histories_and_is_part_of_the_identity(tmp_path):
+    small = 'format = "synthetic"\n[synthetic]\nn_users = 60\nn_items = 300\n'
+    whole_spec = dataset_from_toml(write(tmp_path, small))
+    whole = whole_spec.load()
+    sampled_spec = dataset_from_toml(write(tmp_path, small + "[sample]\nusers = 25\nseed = 3\n"))
+    sampled = sampled_spec.load()
+    assert sampled.n_users == 25 and "a sample of 25 users, seed 3" in sampled_spec.description
+    rows_of = {
+        uid: count for uid, count in zip(*np.unique(whole.user_ids[whole.user], return_counts=True), strict=True)
+    }
+    kept, counts = np.unique(sampled.user_ids[sampled.user], return_counts=True)
+    assert all(rows_of[uid] == count for uid, count in zip(kept, counts, strict=True))  # histories never cut
+    assert sampled_spec.identity() != dataset_from_toml(write(tmp_path, small)).identity()
+    again = dataset_from_toml(write(tmp_path, small + "[sample]\nusers = 25\nseed = 3\n")).load()
+    assert np.array_equal(again.user_ids, sampled.user_ids)  # the seed fixes the draw
+    other = dataset_from_toml(write(tmp_path, small + "[sample]\nusers = 25\nseed = 4\n")).load()
+    assert not np.array_equal(other.user_ids, sampled.user_ids)
+
+
+@pytest.mark.parametrize(
+    ("sample", "message"),
+    [
+        ("users = 60", r"keeps every one of the 60 users"),
+        ("users = 0", r"\[sample\] needs users = N"),
+        ("seed = 1", r"\[sample\] needs users = N"),
+        ('users = "10"', r"users"),
+        ("users = 5\nrate = 0.1", r"rate"),
+    ],
+)
+def test_a_bad_sample_is_an_error_naming_the_file(tmp_path, sample, message):
+    text = 'format = "synthetic"\n[synthetic]\nn_users = 60\nn_items = 300\n' + f"[sample]\n{sample}\n"
+    with pytest.raises(ValueError, match=message) as error:
+        dataset_from_toml(write(tmp_path, text)).load()
+    assert "d.toml" in str(error.value)

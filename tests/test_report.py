@@ -183,3 +183,13 @@ def test_a_table_states_the_verdicts_of_the_claims_resting_on_it_outside_smoke(t
     store_ranking_cell(tmp_path, "gamer_sid", 0, ones, np.arange(30), profile="smoke")
     smoke = [d for d in documents_for(SPECS["table-2"], tmp_path) if d.profile == "smoke"]
     assert not any(line.startswith("Claim ") for line in smoke[0].header)
+
+
+def test_a_sampled_dataset_says_so_wherever_the_report_names_it(tmp_path):
+    toml = tmp_path / "small.toml"
+    toml.write_text('format = "synthetic"\n[synthetic]\nn_users = 80\nn_items = 300\n[sample]\nusers = 50\nseed = 2\n')
+    from benchmark import runner
+
+    runner.run(SPECS["table-1"], tmp_path / "results", datasets=[str(toml)], progress=False)
+    (doc,) = documents_for(SPECS["table-1"], tmp_path / "results")
+    assert doc.rows[0]["dataset"] == "small (sample: 50 users, seed 2)"
