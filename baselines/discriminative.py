@@ -39,7 +39,14 @@ from torch import Tensor, nn
 
 from baselines.base import Ranking, Recommender
 from baselines.batch import SequenceBatch
-from gamer.training import STOP_EPOCH_CAP, STOP_PATIENCE, grouped_permutation, progress, resolve_device
+from gamer.training import (
+    STOP_EPOCH_CAP,
+    STOP_MAX_STEPS,
+    STOP_PATIENCE,
+    grouped_permutation,
+    progress,
+    resolve_device,
+)
 from protocols import metrics
 from protocols.interactions import Interactions
 from protocols.queries import Queries, ragged_rows
@@ -54,6 +61,7 @@ TRAINING_KEYS = (
     "weight_decay",
     "samples_per_epoch",
     "min_steps_per_epoch",
+    "max_steps",
     "eval_batch_size",
     "n_candidates",
     "target_behavior_only",
@@ -71,6 +79,7 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     # optimiser steps (0 = one pass): on a small log a pass can be two steps, and patience counted
     # in such epochs would stop a model before it has trained at all.
     "min_steps_per_epoch": 0,
+    "max_steps": 0,  # > 0: stop after this many optimiser steps, mid-epoch if need be (a rehearsal)
     "eval_batch_size": 512,
     "n_candidates": 1000,
     "target_behavior_only": False,  # MBHT trains on target-behavior targets only (Appendix A)
@@ -242,6 +251,8 @@ class SampledCandidates:
     def draw(cls, valid: Queries, target_level: int, n_candidates: int, n_items: int, seed: int) -> SampledCandidates:
         queries = valid.for_behavior(target_level)
         width = min(n_candidates, n_items)
+        if len(queries) == 0:  # `fit` says so; np.split would give one empty piece for zero queries
+            return cls(queries, np.empty((0, width), dtype=np.int64))
         rng = np.random.default_rng([seed, 1000])  # one stream, independent of the model's seed use
         # Items the user met before the test session: its history and its whole validation session.
         seen_session: dict[int, list[np.ndarray]] = {}
@@ -269,6 +280,10 @@ class SampledCandidates:
 
 
 # ---- the training loop ----------------------------------------------------------------------------
+
+
+class _StepCap(Exception):
+    """Raised by the step counter when ``max_steps`` is reached, to leave the epoch mid-way."""
 
 
 @dataclass
@@ -334,15 +349,21 @@ class DiscriminativeRecommender(Recommender):
         def count_step(*_: Any) -> None:
             nonlocal steps
             steps += 1
+            if t["max_steps"] and steps >= t["max_steps"]:
+                raise _StepCap  # out of the subclass's epoch, after the step it just made
 
         optimizer.register_step_post_hook(count_step)
         for epoch in range(1, t["max_epochs"] + 1):
             start, first_step = time.perf_counter(), steps
             self.module_.train()
-            losses = [self._train_epoch(optimizer, rng)]
-            while 0 < steps - first_step < t["min_steps_per_epoch"]:
+            losses = []
+            try:
                 losses.append(self._train_epoch(optimizer, rng))
-            loss, train_s = float(np.mean(losses)), time.perf_counter() - start
+                while 0 < steps - first_step < t["min_steps_per_epoch"]:
+                    losses.append(self._train_epoch(optimizer, rng))
+            except _StepCap:
+                log.stop_reason = STOP_MAX_STEPS
+            loss, train_s = float(np.mean(losses)) if losses else math.nan, time.perf_counter() - start
             score = self.validation_score(candidates)
             record = {"epoch": epoch, "train_loss": loss, VALIDATION_METRIC: score, "train_s": train_s}
             log.epochs.append(record | {"passes": len(losses), "steps": steps - first_step})
@@ -353,6 +374,8 @@ class DiscriminativeRecommender(Recommender):
                 "epoch %d/%d: train loss %.4f, validation %s %.4f (best %.4f at epoch %d), %.0f s",
                 *(epoch, t["max_epochs"], loss, VALIDATION_METRIC, score, log.best_score, log.best_epoch, train_s),
             )
+            if log.stop_reason == STOP_MAX_STEPS:
+                break
             if epoch - log.best_epoch >= t["patience"]:
                 log.stop_reason = STOP_PATIENCE
                 break

@@ -50,3 +50,8 @@ def seed_list(text: str) -> list[int]:
     if len(set(chosen)) != len(chosen):
         raise argparse.ArgumentTypeError(f"seeds repeat in {text!r}")
     return chosen
+
+
+def positive(text: str) -> int:
+    """An integer >= 1 (``--max-steps``)."""
+    return _integer(text, 1, "a count")

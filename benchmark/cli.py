@@ -77,6 +77,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from benchmark.store import results_dir
 
     root = results_dir(args.results_dir)
+    if args.max_steps is not None:
+        return _rehearse(args)
     if args.jobs == 1 and not args.quiet:  # one cell at a time: show each epoch as it ends
         import logging
 
@@ -122,6 +124,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     if failed:
         print(f"gamer-bench: error: {failed} cell(s) failed (above); rerun to retry only those", file=sys.stderr)
         return 2
+    return 0
+
+
+def _rehearse(args: argparse.Namespace) -> int:
+    """``run --max-steps N``: every chosen row trained N steps and tested on a few users; nothing stored."""
+    from tabulate import tabulate
+
+    from benchmark import runner
+
+    for spec in _run_specs(args):
+        seed = _seeds(args, spec.seeds)[0]
+        lines = runner.rehearse(
+            spec, datasets=args.dataset, models=args.models, profile=args.profile, seed=seed, max_steps=args.max_steps
+        )
+        print(f"{spec.id}: rehearsal at {args.profile}, seed {seed}: at most {args.max_steps} step(s), nothing stored")
+        print(tabulate(lines, headers="keys", tablefmt="github"))
     return 0
 
 
@@ -257,6 +275,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the cells run: local processes (loky), a Ray or a Dask cluster (optional extras; README)",
     )
     run.add_argument("--force", action="store_true", help="recompute cells that are already stored")
+    run.add_argument(
+        "--max-steps",
+        type=arguments.positive,
+        help="a rehearsal: train each row N optimiser steps, test it on 16 users, store nothing",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=cmd_run)
 

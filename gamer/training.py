@@ -48,6 +48,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     seed: int = 0
     device: str = "cpu"
+    max_steps: int = 0  # > 0: stop after this many optimiser steps, mid-epoch if need be (a rehearsal)
 
 
 # One line per epoch at INFO (`gamer-bench run` shows them when it runs one cell at a time).
@@ -57,6 +58,8 @@ progress = logging.getLogger("gamer_bench.training")
 # the validation criterion stopped improving for ``patience`` epochs; the profile's epoch cap came
 # first; or the cap was lifted to reach ``min_steps`` optimiser steps and that came first.
 STOP_PATIENCE, STOP_EPOCH_CAP, STOP_MIN_STEPS = "patience", "epoch cap", "min_steps"
+# A rehearsal (`gamer-bench run --max-steps N`) stops after N optimiser steps; its cells are never stored.
+STOP_MAX_STEPS = "max_steps"
 
 
 @dataclass
@@ -219,12 +222,16 @@ def train_decoder(
     start = time.perf_counter()
     epoch = 0
     stop_reason = STOP_EPOCH_CAP if epochs == config.epochs else STOP_MIN_STEPS
+    steps_done = 0
     for epoch in range(1, epochs + 1):
         model.train()
         order = rng.permutation(n_sequences) if groups is None else grouped_permutation(rng, groups)
         order = order[:per_epoch]
         train_loss, train_tokens = 0.0, 0
         for step in range(steps_per_epoch):
+            if config.max_steps and steps_done >= config.max_steps:
+                break
+            steps_done += 1
             step_ids = order[step * config.batch_size : (step + 1) * config.batch_size]
             mine = np.array_split(step_ids, world)[rank]  # every rank an equal share of the batch
             pieces = [mine[i : i + config.micro_batch] for i in range(0, len(mine), config.micro_batch)] or [mine]
@@ -267,6 +274,9 @@ def train_decoder(
                 "epoch %d/%d: train loss %.4f, validation %.4f (best %.4f at epoch %d), %.0f s",
                 *(epoch, epochs, record["train_loss"], valid_loss, best[0], best[1], record["seconds"]),
             )
+        if config.max_steps and steps_done >= config.max_steps:
+            stop_reason = STOP_MAX_STEPS
+            break
         if epoch - best[1] >= config.patience:
             stop_reason = STOP_PATIENCE
             break

@@ -387,3 +387,20 @@ def test_report_all_writes_a_browsable_page(tmp_path, capsys, custom_dataset):
         assert f"({name})" in index and (site / name).stat().st_size > 0, name
     assert "cannot be reproduced offline" in (site / "table-11.md").read_text()
     assert "+2.5%" in (site / "table-11.md").read_text()
+
+
+def test_max_steps_rehearses_every_family_and_stores_nothing(tmp_path, capsys, tiny_synthetic):
+    """`run --max-steps N`: a decoder, an encoder-decoder, a discriminative and a graph row trained N
+    steps and tested on a few users, in one table of what each cost; no result is written."""
+    results = tmp_path / "results"
+    models = "rule_based,sasrec,mbgmn,gamer_sid,tiger_mb"
+    code, out, err = cli(
+        capsys, "run", "--table", "2", "--models", models, "--dataset", str(tiny_synthetic), "--max-steps", "2",
+        "--results-dir", str(results),
+    )  # fmt: skip
+    assert code == 0, err
+    assert "rehearsal at smoke, seed 0: at most 2 step(s), nothing stored" in out
+    lines = {line.split("|")[1].strip(): line for line in out.splitlines() if line.startswith("| ")}
+    assert set(models.split(",")) <= set(lines)
+    assert all("max_steps" in lines[m] for m in ("sasrec", "mbgmn", "gamer_sid", "tiger_mb"))
+    assert not results.exists() or not any(results.rglob("*.json"))

@@ -21,6 +21,7 @@ from baselines.graph import (
     normalized_adjacency,
     star_contrastive_loss,
 )
+from gamer.training import STOP_MAX_STEPS
 from protocols import Interactions, Schema, SessionRule, SessionSplit
 from protocols.queries import ragged_rows
 from protocols.synthetic import SyntheticConfig, generate
@@ -308,3 +309,10 @@ def test_every_profile_builds_its_model(name, synthetic):
         rec.n_items_, rec.n_behaviors_ = synthetic.interactions.n_items, 3
         module = rec._setup(synthetic.train)  # unknown constructor keys fail here
         assert sum(p.numel() for p in module.parameters()) > 0
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_max_steps_leaves_the_epoch_after_that_many_steps(name, synthetic):
+    """A rehearsal's cap (`gamer-bench run --max-steps`): the step counter stops training mid-epoch."""
+    log = fit(name, synthetic, max_epochs=5, min_steps_per_epoch=10, max_steps=3).log_
+    assert log.stop_reason == STOP_MAX_STEPS and len(log.epochs) == 1 and log.epochs[0]["steps"] == 3

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from gamer.training import STOP_EPOCH_CAP, STOP_MIN_STEPS, STOP_PATIENCE, TrainConfig, train_decoder
+from gamer.training import STOP_EPOCH_CAP, STOP_MAX_STEPS, STOP_MIN_STEPS, STOP_PATIENCE, TrainConfig, train_decoder
 
 
 class _Batch:
@@ -89,3 +89,24 @@ def test_samples_per_epoch_draws_a_fresh_subset_each_epoch():
     assert len(drawn) == 6  # two steps of 10 per epoch, not ten
     epochs = [set(drawn[0] + drawn[1]), set(drawn[2] + drawn[3]), set(drawn[4] + drawn[5])]
     assert all(len(e) == 20 for e in epochs) and epochs[0] != epochs[1] != epochs[2]
+
+
+def test_max_steps_stops_mid_epoch_validates_once_and_says_so():
+    steps = []
+    model = torch.nn.Linear(1, 1, bias=False)
+
+    def make_batch(index):
+        steps.append(len(index))
+        return _Batch()
+
+    result = train_decoder(
+        model,
+        make_batch,
+        n_sequences=8,
+        valid_batches=[],
+        config=TrainConfig(batch_size=2, micro_batch=2, lr=0.1, seed=0, epochs=5, max_steps=3),  # 4 steps an epoch
+        criterion=_Loss(model),
+        validate=lambda: 1.0,
+    )
+    assert len(steps) == 3 and result.stop_reason == STOP_MAX_STEPS
+    assert result.epochs_run == 1 and len(result.history) == 1  # the cut epoch is validated, then training ends
