@@ -39,6 +39,7 @@ from torch import Tensor, nn
 
 from baselines.base import Ranking, Recommender
 from baselines.batch import SequenceBatch
+from gamer import checkpoint
 from gamer.training import (
     STOP_EPOCH_CAP,
     STOP_MAX_STEPS,
@@ -344,7 +345,15 @@ class DiscriminativeRecommender(Recommender):
             raise ValueError("no target-behavior validation query to select a checkpoint on")
         log = TrainingLog(epochs=[])
         best_state = None
-        steps = 0
+        steps, first_epoch = 0, 1
+        saver = checkpoint.active()
+        resumed = saver.load() if saver is not None else None
+        if resumed is not None:  # a killed run of this cell: go on after its last finished epoch
+            self.module_.load_state_dict(resumed["model"])
+            optimizer.load_state_dict(resumed["optimizer"])
+            checkpoint.restore_random_states(rng, resumed["random"])
+            log = TrainingLog(resumed["epochs"], resumed["best_epoch"], resumed["best_score"])
+            best_state, steps, first_epoch = resumed["best_state"] or None, resumed["steps"], resumed["epoch"]
 
         def count_step(*_: Any) -> None:
             nonlocal steps
@@ -353,7 +362,7 @@ class DiscriminativeRecommender(Recommender):
                 raise _StepCap  # out of the subclass's epoch, after the step it just made
 
         optimizer.register_step_post_hook(count_step)
-        for epoch in range(1, t["max_epochs"] + 1):
+        for epoch in range(first_epoch, t["max_epochs"] + 1):
             start, first_step = time.perf_counter(), steps
             self.module_.train()
             losses = []
@@ -379,6 +388,12 @@ class DiscriminativeRecommender(Recommender):
             if epoch - log.best_epoch >= t["patience"]:
                 log.stop_reason = STOP_PATIENCE
                 break
+            if saver is not None and epoch < t["max_epochs"]:
+                saver.save(
+                    {"model": self.module_.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1}
+                    | {"random": checkpoint.random_states(rng), "steps": steps, "epochs": log.epochs}
+                    | {"best_epoch": log.best_epoch, "best_score": log.best_score, "best_state": best_state or {}}
+                )
         if best_state is not None:
             self.module_.load_state_dict(best_state)  # the checkpoint that scored best is the one tested
         self.module_.eval()

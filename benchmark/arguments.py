@@ -55,3 +55,14 @@ def seed_list(text: str) -> list[int]:
 def positive(text: str) -> int:
     """An integer >= 1 (``--max-steps``)."""
     return _integer(text, 1, "a count")
+
+
+def minutes(text: str) -> float:
+    """A duration in minutes, > 0 (``--checkpoint-minutes``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"minutes are a number > 0, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"minutes are a number > 0, got {value}")
+    return value

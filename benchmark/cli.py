@@ -104,6 +104,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 force=args.force,
                 progress=not args.quiet,
                 backend=args.backend,
+                checkpoints=runner.Checkpoints(args.checkpoint_minutes, args.keep_checkpoints),
             )
         except runner.Interrupted as stop:
             print(f"gamer-bench: {stop}; resume with: {resume_command(args.argv)}", file=sys.stderr)
@@ -275,6 +276,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the cells run: local processes (loky), a Ray or a Dask cluster (optional extras; README)",
     )
     run.add_argument("--force", action="store_true", help="recompute cells that are already stored")
+    run.add_argument(
+        "--checkpoint-minutes",
+        type=arguments.minutes,
+        default=10.0,
+        help="a training cell writes a checkpoint this often (and at each epoch end); a rerun resumes from it",
+    )
+    run.add_argument(
+        "--keep-checkpoints", action="store_true", help="keep a cell's checkpoint after the cell is stored"
+    )
     run.add_argument(
         "--max-steps",
         type=arguments.positive,

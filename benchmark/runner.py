@@ -7,6 +7,7 @@ Each cell loads its dataset itself, so cells are independent and can run in any 
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import signal
 import sys
@@ -27,6 +28,7 @@ from tqdm import tqdm
 from baselines import registry
 from benchmark.store import Cell, CellError, code_version, load_cell, provenance, save_cell, training_record
 from benchmark.tables import Evaluation, Row, TableSpec
+from gamer.checkpoint import DEFAULT_MINUTES, Checkpointing, checkpointing
 from protocols import metrics
 from protocols.catalog import resolve
 from protocols.interactions import Interactions
@@ -333,10 +335,38 @@ def _training_cost(spec: TableSpec, cell: Cell, timings: dict[str, float]) -> di
     return {"dataset_name": name, "row": row, "model": info, "notes": [f"{name}: {split.filter_report}"]}
 
 
-def run_cell(spec: TableSpec, cell: Cell, root: Path) -> list[str]:
-    """Compute one cell, store it with its provenance, and return its notes (what filters removed)."""
-    timings: dict[str, float] = {}
+@dataclass(frozen=True)
+class Checkpoints:
+    """How cells checkpoint their training (`gamer.checkpoint`): every ``minutes`` and at each epoch end,
+    beside the cell (``<profile>-seed<S>.ckpt``); deleted once the cell is stored unless ``keep``."""
+
+    minutes: float = DEFAULT_MINUTES
+    keep: bool = False
+
+
+def checkpoint_path(cell: Cell, root: Path) -> Path:
+    return cell.path(root).with_suffix(".ckpt")
+
+
+def run_cell(spec: TableSpec, cell: Cell, root: Path, checkpoints: Checkpoints = Checkpoints()) -> list[str]:
+    """Compute one cell, store it with its provenance, and return its notes (what filters removed).
+
+    Its training resumes from the cell's checkpoint when a killed run left one for the same
+    configuration and code version; the provenance says whether it did."""
     config = cell_config(spec, cell)
+    key = json.dumps({"config": config, "code_version": code_version()}, sort_keys=True, default=str)
+    path = checkpoint_path(cell, root)
+    with checkpointing(path, key, checkpoints.minutes) as saver:
+        notes = _compute_and_store(spec, cell, root, config, saver)
+    if not checkpoints.keep:
+        path.unlink(missing_ok=True)
+    return notes
+
+
+def _compute_and_store(
+    spec: TableSpec, cell: Cell, root: Path, config: dict[str, Any], saver: Checkpointing
+) -> list[str]:
+    timings: dict[str, float] = {}
     start = time.perf_counter()
     if spec.kind == "dataset-stats":
         result = _dataset_stats(cell)
@@ -350,6 +380,8 @@ def run_cell(spec: TableSpec, cell: Cell, root: Path) -> list[str]:
         result = _ranking(spec, cell, timings, cell.path(root).with_suffix(""))
     timings["total_s"] = time.perf_counter() - start
     prov = provenance(config, cell.seed, timings)
+    if saver.resumed:  # its training went on from a killed run's checkpoint (timings cover both parts)
+        prov["resumed_from_checkpoint"] = True
     if result.get("model", {}).get("tokenizer"):
         prov["tokenizer"] = result["model"]["tokenizer"]  # which item IDs the run used, and how they were made
     if _rank() == 0:  # under torchrun every rank computes the cell; one stores it
@@ -479,14 +511,16 @@ def _row_name(spec: TableSpec, names: list[str], given: str) -> str:
     raise ValueError(f"{spec.id} has no row {given!r}; {hint}its rows: {', '.join(names)}")
 
 
-def _guarded_cell(spec: TableSpec, cell: Cell, root: Path, parent: int | None = None) -> tuple[list[str], str]:
+def _guarded_cell(
+    spec: TableSpec, cell: Cell, root: Path, parent: int | None = None, checkpoints: Checkpoints = Checkpoints()
+) -> tuple[list[str], str]:
     """`run_cell`, with an exception turned into its message so that one failing cell does not stop a
     long run (the others still finish and are stored). An interrupt (Ctrl-C, a kill) is not caught.
     ``parent``: the pid of the local process that launched the run, which this worker must not outlive."""
     if parent is not None:
         _exit_with_parent(parent)
     try:
-        return run_cell(spec, cell, root), ""
+        return run_cell(spec, cell, root, checkpoints), ""
     except Exception as error:  # reported per cell; the run goes on
         return [], f"{cell.describe()}: {type(error).__name__}: {error}"
 
@@ -561,6 +595,7 @@ def run(
     force: bool = False,
     progress: bool = True,
     backend: str = "loky",
+    checkpoints: Checkpoints = Checkpoints(),
 ) -> RunReport:
     """Run every cell of ``spec`` that is not already stored with the same configuration.
 
@@ -592,7 +627,7 @@ def run(
     failed: list[str] = []
     if todo:
         parent = os.getpid() if backend == "loky" else None  # Ray and Dask workers may live on other hosts
-        tasks = (delayed(_guarded_cell)(spec, cell, root, parent) for cell in todo)
+        tasks = (delayed(_guarded_cell)(spec, cell, root, parent, checkpoints) for cell in todo)
         try:
             with _sigterm_as_interrupt(), backend_context(backend, jobs), warnings.catch_warnings():
                 # loky restarts a worker whose memory grew by over 300 MB during a cell (a model and its data

@@ -21,12 +21,14 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from gamer import checkpoint
 from gamer.sequences import TokenBatch
 
 
@@ -219,16 +221,42 @@ def train_decoder(
     rng = np.random.default_rng(config.seed)
     best = (math.inf, 0, copy.deepcopy(model.state_dict()))
     history: list[dict[str, float]] = []
-    start = time.perf_counter()
-    epoch = 0
     stop_reason = STOP_EPOCH_CAP if epochs == config.epochs else STOP_MIN_STEPS
-    steps_done = 0
-    for epoch in range(1, epochs + 1):
+    first_epoch, first_step, steps_done, elapsed, order = 1, 0, 0, 0.0, None
+    train_loss, train_tokens = 0.0, 0
+    saver = checkpoint.active()
+    resumed = saver.load() if saver is not None else None
+    if resumed is not None:  # a killed run of this cell: go on from where it stood
+        model.load_state_dict(resumed["model"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        scheduler.load_state_dict(resumed["scheduler"])
+        checkpoint.restore_random_states(rng, resumed["random"])
+        best = (resumed["best_loss"], resumed["best_epoch"], resumed["best_state"])
+        history = resumed["history"]
+        first_epoch, first_step, steps_done = resumed["epoch"], resumed["step"], resumed["steps_done"]
+        elapsed, train_loss, train_tokens = resumed["elapsed"], resumed["train_loss"], resumed["train_tokens"]
+        order = resumed["order"].numpy() if first_step else None
+
+    def state(epoch: int, step: int) -> dict[str, Any]:
+        """Where training stands before ``step`` of ``epoch`` (step 0: before the epoch draws its order)."""
+        return {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "random": checkpoint.random_states(rng), "epoch": epoch, "step": step, "steps_done": steps_done,
+            "order": torch.from_numpy(order if step else np.zeros(0, dtype=np.int64)),
+            "train_loss": train_loss if step else 0.0, "train_tokens": train_tokens if step else 0,
+            "best_loss": best[0], "best_epoch": best[1], "best_state": best[2], "history": history,
+            "elapsed": time.perf_counter() - start,
+        }  # fmt: skip
+
+    start = time.perf_counter() - elapsed
+    epoch = first_epoch - 1
+    for epoch in range(first_epoch, epochs + 1):
         model.train()
-        order = rng.permutation(n_sequences) if groups is None else grouped_permutation(rng, groups)
-        order = order[:per_epoch]
-        train_loss, train_tokens = 0.0, 0
-        for step in range(steps_per_epoch):
+        if order is None:
+            order = rng.permutation(n_sequences) if groups is None else grouped_permutation(rng, groups)
+            order = order[:per_epoch]
+            train_loss, train_tokens = 0.0, 0
+        for step in range(first_step if epoch == first_epoch else 0, steps_per_epoch):
             if config.max_steps and steps_done >= config.max_steps:
                 break
             steps_done += 1
@@ -251,6 +279,9 @@ def train_decoder(
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
             scheduler.step()
+            if saver is not None and rank == 0 and step + 1 < steps_per_epoch and saver.due():
+                saver.save(state(epoch, step + 1))
+        order = None
         if validate is None:
             valid_loss = evaluate_loss(model, valid_batches, config.temperature, device, criterion)
         else:
@@ -280,5 +311,7 @@ def train_decoder(
         if epoch - best[1] >= config.patience:
             stop_reason = STOP_PATIENCE
             break
+        if saver is not None and rank == 0 and epoch < epochs:
+            saver.save(state(epoch + 1, 0))
     model.load_state_dict(best[2])
     return TrainResult(best[1], best[0], epoch, time.perf_counter() - start, history, stop_reason)

@@ -314,3 +314,40 @@ def test_an_epoch_keeps_a_sessions_targets_together_where_the_loss_shares_histor
     runs = 1 + np.count_nonzero(ends[1:] != ends[:-1])
     sessions = len(np.unique(rec.samples_.history_end))
     assert bool(runs == sessions) == grouped  # grouped: each session's targets form one run
+
+
+@pytest.mark.parametrize("name", ["sasrec", "bert4rec"])
+def test_a_killed_fit_resumes_after_its_last_epoch_and_ends_as_an_uninterrupted_one(
+    name, tiny_split, tmp_path, monkeypatch
+):
+    from gamer.checkpoint import checkpointing
+
+    valid, test = tiny_split.queries("valid"), tiny_split.queries("test")
+    params = registry.get(name).hyperparameters("smoke") | {"max_epochs": 4, "patience": 10, "samples_per_epoch": 128}
+
+    def fit():
+        return registry.get(name).factory_class()(seed=2, **params).fit(tiny_split.train, valid)
+
+    whole = fit()
+    path = tmp_path / "cell.ckpt"
+    cls = registry.get(name).factory_class()
+    original, calls = cls._train_epoch, []
+
+    def killed_in_epoch_3(self, optimizer, rng):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return original(self, optimizer, rng)
+
+    with monkeypatch.context() as patch, checkpointing(path, key="cell") as saver:
+        patch.setattr(cls, "_train_epoch", killed_in_epoch_3)
+        with pytest.raises(KeyboardInterrupt):
+            fit()
+    assert saver.writes == 2  # after epochs 1 and 2
+    with checkpointing(path, key="cell") as saver:
+        resumed = fit()
+    assert saver.resumed and [e["epoch"] for e in resumed.log_.epochs] == [1, 2, 3, 4]
+    strip = [{k: v for k, v in e.items() if k != "train_s"} for e in resumed.log_.epochs]
+    assert strip == [{k: v for k, v in e.items() if k != "train_s"} for e in whole.log_.epochs]
+    ranked = zip(whole.recommend(test, 10), resumed.recommend(test, 10), strict=True)
+    assert all(np.array_equal(a, b) for a, b in ranked)

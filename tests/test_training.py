@@ -110,3 +110,89 @@ def test_max_steps_stops_mid_epoch_validates_once_and_says_so():
     )
     assert len(steps) == 3 and result.stop_reason == STOP_MAX_STEPS
     assert result.epochs_run == 1 and len(result.history) == 1  # the cut epoch is validated, then training ends
+
+
+# ---- checkpoints: a killed run resumes and ends where an uninterrupted one does ----------------------
+
+
+class _Killed(Exception):
+    pass
+
+
+class _Regression(torch.nn.Module):
+    """A linear model behind dropout, so that resuming must also restore torch's random state."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.drop, self.linear = torch.nn.Dropout(0.3), torch.nn.Linear(4, 1)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return ((self.linear(self.drop(x)).squeeze(-1) - y) ** 2).sum()
+
+
+class _Rows:
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.x, self.y, self.n_targets = x, y, len(y)
+
+    def to(self, device):
+        return self
+
+    def loss_inputs(self):
+        return self.x, self.y
+
+
+FEATURES = torch.from_numpy(np.random.default_rng(0).normal(size=(24, 4)).astype(np.float32))
+TARGETS = FEATURES @ torch.tensor([1.0, -2.0, 0.5, 3.0])
+
+
+def _train_regression(kill_at: int | None = None):
+    model = _Regression()
+    calls = []
+
+    def make_batch(index):
+        calls.append(1)
+        if kill_at is not None and len(calls) == kill_at:
+            raise _Killed
+        i = torch.from_numpy(index)
+        return _Rows(FEATURES[i], TARGETS[i])
+
+    def validate() -> float:
+        with torch.no_grad():
+            return float(model(FEATURES, TARGETS))
+
+    config = TrainConfig(epochs=4, batch_size=8, micro_batch=4, lr=0.05, patience=10, seed=3)
+    result = train_decoder(model, make_batch, 24, [], config, criterion=model, validate=validate)
+    return model, result
+
+
+def test_a_killed_run_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_one(tmp_path):
+    from gamer.checkpoint import checkpointing
+
+    model, result = _train_regression()
+    path = tmp_path / "cell.ckpt"
+    # 3 steps of 2 micro-batches an epoch: call 15 is in epoch 3's second step, after mid-epoch writes
+    with checkpointing(path, key="cell", minutes=1e-9) as saver, pytest.raises(_Killed):
+        _train_regression(kill_at=15)
+    assert path.exists() and saver.writes >= 2 and not saver.resumed
+    with checkpointing(path, key="cell", minutes=1e-9) as saver:
+        resumed_model, resumed = _train_regression()
+    assert saver.resumed
+    assert torch.equal(resumed_model.linear.weight, model.linear.weight)
+    assert (resumed.best_epoch, resumed.epochs_run, resumed.stop_reason) == (
+        result.best_epoch, result.epochs_run, result.stop_reason
+    )  # fmt: skip
+    drop_seconds = [{k: v for k, v in r.items() if k != "seconds"} for r in resumed.history]
+    assert drop_seconds == [{k: v for k, v in r.items() if k != "seconds"} for r in result.history]
+
+
+def test_a_checkpoint_of_another_configuration_is_not_resumed(tmp_path):
+    from gamer.checkpoint import checkpointing
+
+    path = tmp_path / "cell.ckpt"
+    with checkpointing(path, key="one", minutes=1e-9), pytest.raises(_Killed):
+        _train_regression(kill_at=9)
+    with checkpointing(path, key="another", minutes=1e-9) as saver:
+        _, result = _train_regression()
+    assert not saver.resumed and result.epochs_run == 4
+    assert torch.load(path, weights_only=True)["key"] == "another"
