@@ -104,7 +104,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 force=args.force,
                 progress=not args.quiet,
                 backend=args.backend,
-                checkpoints=runner.Checkpoints(args.checkpoint_minutes, args.keep_checkpoints),
+                options=runner.CellOptions(args.checkpoint_minutes, args.keep_checkpoints, args.precision),
             )
         except runner.Interrupted as stop:
             print(f"gamer-bench: {stop}; resume with: {resume_command(args.argv)}", file=sys.stderr)
@@ -276,6 +276,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the cells run: local processes (loky), a Ray or a Dask cluster (optional extras; README)",
     )
     run.add_argument("--force", action="store_true", help="recompute cells that are already stored")
+    run.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        help="on CUDA: bf16 autocast (the default) or fp32; the CPU always runs fp32",
+    )
     run.add_argument(
         "--checkpoint-minutes",
         type=arguments.minutes,

@@ -16,7 +16,7 @@ import time
 import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,8 @@ from baselines import registry
 from benchmark.store import Cell, CellError, code_version, load_cell, provenance, save_cell, training_record
 from benchmark.tables import Evaluation, Row, TableSpec
 from gamer.checkpoint import DEFAULT_MINUTES, Checkpointing, checkpointing
+from gamer.precision import effective as effective_precision
+from gamer.precision import precision_context
 from protocols import metrics
 from protocols.catalog import resolve
 from protocols.interactions import Interactions
@@ -87,8 +89,12 @@ def hyperparameters(spec: TableSpec, cell: Cell) -> dict[str, Any]:
     return merge(registry.get(cell.model).hyperparameters(cell.profile), dict(_row(spec, cell).overrides))
 
 
-def cell_config(spec: TableSpec, cell: Cell) -> dict[str, Any]:
+def cell_config(spec: TableSpec, cell: Cell, precision: str = "fp32") -> dict[str, Any]:
+    """What decides a cell's result: a stored cell is reused only when its configuration equals this.
+    A precision other than fp32 (bf16 on CUDA) is part of it; fp32, the CPU's, is left implicit."""
     config: dict[str, Any] = {"table": spec.id, "kind": spec.kind, "dataset": dataset_identity(cell.dataset)}
+    if spec.has_models and precision != "fp32":
+        config["precision"] = precision
     if spec.has_models:
         config |= {
             "evaluations": [e.key for e in spec.evaluations] if spec.has_metric_rows else [],
@@ -253,9 +259,10 @@ def rehearse(
         loaded = time.perf_counter()
         hp = with_max_steps(hyperparameters(spec, cell), max_steps)
         model = registry.get(cell.model).factory_class()(seed=cell.seed, **hp)
-        model.fit(split.train, valid)
-        fitted = time.perf_counter()
-        ranked = model.recommend(queries, max(RANKING_KS))
+        with precision_context(effective_precision(None, _cuda_available())):
+            model.fit(split.train, valid)
+            fitted = time.perf_counter()
+            ranked = model.recommend(queries, max(RANKING_KS))
         done = time.perf_counter()
         scores = _scores(split, queries, ranked)["metrics"]
         record = training_record({"model": model.describe()}) if hasattr(model, "describe") else None
@@ -336,35 +343,41 @@ def _training_cost(spec: TableSpec, cell: Cell, timings: dict[str, float]) -> di
 
 
 @dataclass(frozen=True)
-class Checkpoints:
-    """How cells checkpoint their training (`gamer.checkpoint`): every ``minutes`` and at each epoch end,
-    beside the cell (``<profile>-seed<S>.ckpt``); deleted once the cell is stored unless ``keep``."""
+class CellOptions:
+    """How cells run. Training checkpoints (`gamer.checkpoint`): every ``checkpoint_minutes`` and at each
+    epoch end, beside the cell (``<profile>-seed<S>.ckpt``), deleted once the cell is stored unless
+    ``keep_checkpoints``. ``precision`` (`gamer.precision`): fp32 or bf16, None = the device's default
+    (bf16 on CUDA, fp32 on the CPU); `run` resolves it before the cells start."""
 
-    minutes: float = DEFAULT_MINUTES
-    keep: bool = False
+    checkpoint_minutes: float = DEFAULT_MINUTES
+    keep_checkpoints: bool = False
+    precision: str | None = None
 
 
 def checkpoint_path(cell: Cell, root: Path) -> Path:
     return cell.path(root).with_suffix(".ckpt")
 
 
-def run_cell(spec: TableSpec, cell: Cell, root: Path, checkpoints: Checkpoints = Checkpoints()) -> list[str]:
+def run_cell(spec: TableSpec, cell: Cell, root: Path, options: CellOptions = CellOptions()) -> list[str]:
     """Compute one cell, store it with its provenance, and return its notes (what filters removed).
 
     Its training resumes from the cell's checkpoint when a killed run left one for the same
-    configuration and code version; the provenance says whether it did."""
-    config = cell_config(spec, cell)
+    configuration and code version; the provenance says whether it did. A model cell runs in
+    ``options.precision`` (fp32 when unresolved), recorded in its provenance."""
+    precision = options.precision or "fp32"
+    config = cell_config(spec, cell, precision)
     key = json.dumps({"config": config, "code_version": code_version()}, sort_keys=True, default=str)
     path = checkpoint_path(cell, root)
-    with checkpointing(path, key, checkpoints.minutes) as saver:
-        notes = _compute_and_store(spec, cell, root, config, saver)
-    if not checkpoints.keep:
+    numerics = precision_context(precision) if spec.has_models else nullcontext()
+    with checkpointing(path, key, options.checkpoint_minutes) as saver, numerics:
+        notes = _compute_and_store(spec, cell, root, config, saver, precision)
+    if not options.keep_checkpoints:
         path.unlink(missing_ok=True)
     return notes
 
 
 def _compute_and_store(
-    spec: TableSpec, cell: Cell, root: Path, config: dict[str, Any], saver: Checkpointing
+    spec: TableSpec, cell: Cell, root: Path, config: dict[str, Any], saver: Checkpointing, precision: str
 ) -> list[str]:
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -382,6 +395,8 @@ def _compute_and_store(
     prov = provenance(config, cell.seed, timings)
     if saver.resumed:  # its training went on from a killed run's checkpoint (timings cover both parts)
         prov["resumed_from_checkpoint"] = True
+    if spec.has_models:
+        prov["precision"] = precision
     if result.get("model", {}).get("tokenizer"):
         prov["tokenizer"] = result["model"]["tokenizer"]  # which item IDs the run used, and how they were made
     if _rank() == 0:  # under torchrun every rank computes the cell; one stores it
@@ -512,7 +527,7 @@ def _row_name(spec: TableSpec, names: list[str], given: str) -> str:
 
 
 def _guarded_cell(
-    spec: TableSpec, cell: Cell, root: Path, parent: int | None = None, checkpoints: Checkpoints = Checkpoints()
+    spec: TableSpec, cell: Cell, root: Path, parent: int | None = None, options: CellOptions = CellOptions()
 ) -> tuple[list[str], str]:
     """`run_cell`, with an exception turned into its message so that one failing cell does not stop a
     long run (the others still finish and are stored). An interrupt (Ctrl-C, a kill) is not caught.
@@ -520,7 +535,7 @@ def _guarded_cell(
     if parent is not None:
         _exit_with_parent(parent)
     try:
-        return run_cell(spec, cell, root, checkpoints), ""
+        return run_cell(spec, cell, root, options), ""
     except Exception as error:  # reported per cell; the run goes on
         return [], f"{cell.describe()}: {type(error).__name__}: {error}"
 
@@ -595,7 +610,7 @@ def run(
     force: bool = False,
     progress: bool = True,
     backend: str = "loky",
-    checkpoints: Checkpoints = Checkpoints(),
+    options: CellOptions = CellOptions(),
 ) -> RunReport:
     """Run every cell of ``spec`` that is not already stored with the same configuration.
 
@@ -606,9 +621,14 @@ def run(
     cells, skipped = expand(spec, datasets, models, profile, list(seeds))
     todo, reused = [], []
     notes: list[str] = []
+    if spec.has_models:
+        precision = effective_precision(options.precision, _cuda_available())
+        if options.precision not in (None, precision):
+            notes.append(f"{spec.id}: {options.precision} runs on CUDA only; the cells run in {precision}")
+        options = replace(options, precision=precision)
     current, older = code_version(), {}
     for cell in cells:
-        stored = None if force else _reusable(spec, cell, root, notes)
+        stored = None if force else _reusable(spec, cell, root, notes, options.precision or "fp32")
         if stored is None:
             todo.append(cell)
             continue
@@ -627,7 +647,7 @@ def run(
     failed: list[str] = []
     if todo:
         parent = os.getpid() if backend == "loky" else None  # Ray and Dask workers may live on other hosts
-        tasks = (delayed(_guarded_cell)(spec, cell, root, parent, checkpoints) for cell in todo)
+        tasks = (delayed(_guarded_cell)(spec, cell, root, parent, options) for cell in todo)
         try:
             with _sigterm_as_interrupt(), backend_context(backend, jobs), warnings.catch_warnings():
                 # loky restarts a worker whose memory grew by over 300 MB during a cell (a model and its data
@@ -642,14 +662,22 @@ def run(
                 finally:
                     results.close()  # on an interrupt: joblib aborts the run and kills its workers
         except KeyboardInterrupt as error:
-            stored = sum(_reusable(spec, cell, root, []) is not None for cell in cells)
+            stored = sum(_reusable(spec, cell, root, [], options.precision or "fp32") is not None for cell in cells)
             name = "SIGTERM" if isinstance(error, Terminated) else "SIGINT"
             raise Interrupted(spec, name, stored, len(cells)) from None
     computed = [cell for cell in todo if not any(e.startswith(cell.describe() + ":") for e in failed)]
     return RunReport(computed, reused, skipped, notes, failed)
 
 
-def _reusable(spec: TableSpec, cell: Cell, root: Path, notes: list[str]) -> dict[str, Any] | None:
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _reusable(
+    spec: TableSpec, cell: Cell, root: Path, notes: list[str], precision: str = "fp32"
+) -> dict[str, Any] | None:
     """The stored result of ``cell`` when it is well formed, is this cell's, and was computed with
     today's configuration (dataset identity included), else None; a malformed one is named in ``notes``."""
     try:
@@ -662,7 +690,7 @@ def _reusable(spec: TableSpec, cell: Cell, root: Path, notes: list[str]) -> dict
     if stored["cell"] != _json_roundtrip(asdict(cell)):
         notes.append(f"recomputing {cell.path(root)}: it holds the result of another cell ({stored['cell']})")
         return None
-    return stored if stored["provenance"]["config"] == _json_roundtrip(cell_config(spec, cell)) else None
+    return stored if stored["provenance"]["config"] == _json_roundtrip(cell_config(spec, cell, precision)) else None
 
 
 def cell_summaries(spec: TableSpec, root: Path, cells: Iterable[Cell]) -> list[dict[str, Any]]:
