@@ -45,7 +45,7 @@ from gamer.training import (
     STOP_MAX_STEPS,
     STOP_PATIENCE,
     grouped_permutation,
-    progress,
+    report_epoch,
     resolve_device,
 )
 from protocols import metrics
@@ -379,10 +379,8 @@ class DiscriminativeRecommender(Recommender):
             if score > log.best_score:
                 log.best_epoch, log.best_score = epoch, score
                 best_state = copy.deepcopy(self.module_.state_dict())
-            progress.info(
-                "epoch %d/%d: train loss %.4f, validation %s %.4f (best %.4f at epoch %d), %.0f s",
-                *(epoch, t["max_epochs"], loss, VALIDATION_METRIC, score, log.best_score, log.best_epoch, train_s),
-            )
+            criterion = (VALIDATION_METRIC, score, log.best_score, log.best_epoch)
+            report_epoch(epoch, t["max_epochs"], loss, criterion, t["patience"], train_s, train_s=train_s)
             if log.stop_reason == STOP_MAX_STEPS:
                 break
             if epoch - log.best_epoch >= t["patience"]:

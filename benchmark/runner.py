@@ -371,9 +371,44 @@ def run_cell(spec: TableSpec, cell: Cell, root: Path, options: CellOptions = Cel
     numerics = precision_context(precision) if spec.has_models else nullcontext()
     with checkpointing(path, key, options.checkpoint_minutes) as saver, numerics:
         notes = _compute_and_store(spec, cell, root, config, saver, precision)
+    saver.progress_path.unlink(missing_ok=True)
     if not options.keep_checkpoints:
         path.unlink(missing_ok=True)
     return notes
+
+
+class _RunningCells:
+    """While cells run in several processes, shows on the run's bar the epoch each running cell has
+    reached (from the progress files their training loops write, `gamer.checkpoint.Checkpointing.report`),
+    refreshed every few seconds by a daemon thread."""
+
+    def __init__(self, bar: tqdm, cells: list[Cell], root: Path, every: float = 5.0) -> None:
+        self.bar, self.cells, self.root, self.every = bar, cells, root, every
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+
+    def line(self) -> str:
+        parts = []
+        for cell in self.cells:
+            path = checkpoint_path(cell, self.root).with_suffix(".progress.json")
+            try:
+                state = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue  # not started, finished, or being rewritten
+            parts.append(f"{cell.row_key} s{cell.seed} e{state['epoch']}/{state['epochs']} best {state['best_epoch']}")
+        return "; ".join(parts)
+
+    def _watch(self) -> None:
+        while not self.stop.wait(self.every):
+            self.bar.set_postfix_str(self.line(), refresh=True)
+
+    def __enter__(self) -> _RunningCells:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join()
 
 
 def _compute_and_store(
@@ -656,9 +691,11 @@ def run(
                 results = Parallel(n_jobs=jobs, return_as="generator")(tasks)
                 try:
                     bar = tqdm(results, total=len(todo), desc=spec.id, unit="cell", disable=not progress)
-                    for cell_notes, error in bar:
-                        notes += [note for note in cell_notes if note not in notes]
-                        failed += [error] if error else []
+                    watched = _RunningCells(bar, todo, root) if progress and jobs != 1 else nullcontext()
+                    with watched:
+                        for cell_notes, error in bar:
+                            notes += [note for note in cell_notes if note not in notes]
+                            failed += [error] if error else []
                 finally:
                     results.close()  # on an interrupt: joblib aborts the run and kills its workers
         except KeyboardInterrupt as error:

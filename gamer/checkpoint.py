@@ -20,6 +20,7 @@ Outside a `checkpointing` context the loops write nothing.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -49,6 +50,19 @@ class Checkpointing:
     def due(self) -> bool:
         """Whether ``minutes`` have passed since the last write (or since training started)."""
         return time.monotonic() - self.last_write >= self.minutes * 60
+
+    @property
+    def progress_path(self) -> Path:
+        """Where the running cell's last epoch is told (``<profile>-seed<S>.progress.json``)."""
+        return self.path.with_suffix(".progress.json")
+
+    def report(self, record: dict[str, Any]) -> None:
+        """Tell the run where training stands (one small JSON, rewritten each epoch): `gamer-bench run`
+        shows the running cells' epochs on its bar when cells run in several processes."""
+        self.progress_path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.progress_path.with_name(f".tmp-{self.progress_path.name}.{os.getpid()}")
+        partial.write_text(json.dumps(record))
+        os.replace(partial, self.progress_path)
 
     def load(self) -> dict[str, Any] | None:
         """The checkpoint written for this key, or None (none there, or one of another configuration)."""

@@ -116,6 +116,34 @@ def grouped_permutation(rng: np.random.Generator, groups: np.ndarray) -> np.ndar
     return np.argsort(rank, kind="stable")
 
 
+def report_epoch(
+    epoch: int,
+    epochs: int,
+    train_loss: float,
+    criterion: tuple[str, float, float, int],
+    patience: int,
+    elapsed: float,
+    train_s: float | None = None,
+) -> None:
+    """The per-epoch line (`gamer-bench run` shows it with one job) and the running cell's progress
+    file (shown on the bar with several). ``criterion`` = (name, this epoch's value, best value, best
+    epoch). The ETA is the time to the earliest stop: ``patience`` epochs after the best one (or the
+    cap), at this run's seconds per epoch (``elapsed / epoch`` unless ``train_s`` gives it)."""
+    name, value, best, best_epoch = criterion
+    per_epoch = train_s if train_s is not None else elapsed / max(epoch, 1)
+    left = max(0, min(best_epoch + patience, epochs) - epoch)
+    progress.info(
+        "epoch %d/%d: train loss %.4f, validation %s %.4f (best %.4f at epoch %d), %.0f s; "
+        "stops in >= %.1f min unless it improves",
+        *(epoch, epochs, train_loss, name, value, best, best_epoch, elapsed, left * per_epoch / 60),
+    )
+    saver = checkpoint.active()
+    if saver is not None:
+        saver.report(
+            {"epoch": epoch, "epochs": epochs, "best_epoch": best_epoch, name: value, "eta_min": left * per_epoch / 60}
+        )
+
+
 def lr_lambda(total_steps: int, config: TrainConfig) -> Callable[[int], float]:
     warmup = max(1, math.ceil(config.warmup * total_steps))
     floor = config.min_lr / config.lr
@@ -301,10 +329,8 @@ def train_decoder(
         if valid_loss < best[0]:
             best = (valid_loss, epoch, copy.deepcopy(model.state_dict()))
         if rank == 0:
-            progress.info(
-                "epoch %d/%d: train loss %.4f, validation %.4f (best %.4f at epoch %d), %.0f s",
-                *(epoch, epochs, record["train_loss"], valid_loss, best[0], best[1], record["seconds"]),
-            )
+            criterion = ("loss", valid_loss, best[0], best[1])
+            report_epoch(epoch, epochs, record["train_loss"], criterion, config.patience, record["seconds"])
         if config.max_steps and steps_done >= config.max_steps:
             stop_reason = STOP_MAX_STEPS
             break

@@ -122,3 +122,19 @@ def test_a_killed_training_cell_resumes_from_its_checkpoint_and_stores_the_unint
     assert "resumed_from_checkpoint" not in whole["provenance"]
     assert resumed["result"]["evaluations"] == whole["result"]["evaluations"]
     assert not runner.checkpoint_path(cell, killed).exists()
+    assert not list(killed.rglob("*.progress.json"))  # a stored cell leaves no progress file
+
+
+def test_the_bar_names_the_epoch_each_running_cell_has_reached(tmp_path):
+    import json
+
+    from benchmark import runner
+    from benchmark.store import Cell
+
+    cells = [Cell("table-2", "synthetic", m, "cpu", 0) for m in ("sasrec", "gamer_sid", "gru4rec")]
+    for cell, epoch in zip(cells[:2], (12, 3), strict=False):
+        path = runner.checkpoint_path(cell, tmp_path).with_suffix(".progress.json")
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({"epoch": epoch, "epochs": 200, "best_epoch": epoch - 1, "N@10": 0.1}))
+    line = runner._RunningCells(None, cells, tmp_path).line()
+    assert line == "sasrec s0 e12/200 best 11; gamer_sid s0 e3/200 best 2"  # gru4rec has not started

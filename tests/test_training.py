@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -175,6 +177,8 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_o
     with checkpointing(path, key="cell", minutes=1e-9) as saver, pytest.raises(_Killed):
         _train_regression(kill_at=15)
     assert path.exists() and saver.writes >= 2 and not saver.resumed
+    told = json.loads(saver.progress_path.read_text())  # what `gamer-bench run` shows of a running cell
+    assert (told["epoch"], told["epochs"]) == (2, 4) and told["best_epoch"] in (1, 2) and "loss" in told
     with checkpointing(path, key="cell", minutes=1e-9) as saver:
         resumed_model, resumed = _train_regression()
     assert saver.resumed
