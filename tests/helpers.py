@@ -113,3 +113,17 @@ def hand_queries(
         candidates=np.array([c for row in candidates for c in row], dtype=np.int64),
         labels=np.array([y for row in labels for y in row], dtype=np.int8),
     )
+
+
+def kill_in_epoch(monkeypatch, model_class: type, epoch: int) -> None:
+    """Make ``model_class``'s training raise KeyboardInterrupt (a Ctrl-C, a kill) when it starts epoch
+    ``epoch`` (its ``_train_epoch`` call number ``epoch``): the killed run a checkpoint must survive."""
+    original, calls = model_class._train_epoch, []
+
+    def killed(self, optimizer, rng):
+        calls.append(1)
+        if len(calls) == epoch:
+            raise KeyboardInterrupt
+        return original(self, optimizer, rng)
+
+    monkeypatch.setattr(model_class, "_train_epoch", killed)

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from helpers import queries
+from helpers import kill_in_epoch, queries
 from torch import nn
 
 from baselines import registry
@@ -330,17 +330,8 @@ def test_a_killed_fit_resumes_after_its_last_epoch_and_ends_as_an_uninterrupted_
 
     whole = fit()
     path = tmp_path / "cell.ckpt"
-    cls = registry.get(name).factory_class()
-    original, calls = cls._train_epoch, []
-
-    def killed_in_epoch_3(self, optimizer, rng):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return original(self, optimizer, rng)
-
     with monkeypatch.context() as patch, checkpointing(path, key="cell") as saver:
-        patch.setattr(cls, "_train_epoch", killed_in_epoch_3)
+        kill_in_epoch(patch, registry.get(name).factory_class(), 3)
         with pytest.raises(KeyboardInterrupt):
             fit()
     assert saver.writes == 2  # after epochs 1 and 2

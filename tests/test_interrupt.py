@@ -91,6 +91,8 @@ def test_workers_do_not_outlive_a_killed_parent(tmp_path):
 def test_a_killed_training_cell_resumes_from_its_checkpoint_and_stores_the_uninterrupted_result(tmp_path, monkeypatch):
     """In-process (one job): SASRec is killed in its third epoch; the rerun resumes after epoch 2, stores
     what a clean run stores, says so in the provenance, and deletes the checkpoint."""
+    from helpers import kill_in_epoch
+
     from baselines import registry
     from benchmark import runner
     from benchmark.store import Cell, load_cell
@@ -101,18 +103,9 @@ def test_a_killed_training_cell_resumes_from_its_checkpoint_and_stores_the_unint
     spec, kwargs = SPECS["table-2"], {"datasets": [str(toml)], "models": ["sasrec"], "progress": False}
     clean, killed = tmp_path / "clean", tmp_path / "killed"
     runner.run(spec, clean, **kwargs)
-    cls = registry.get("sasrec").factory_class()
-    original, calls = cls._train_epoch, []
-
-    def killed_in_epoch_3(self, optimizer, rng):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return original(self, optimizer, rng)
-
     cell = Cell("table-2", str(toml), "sasrec", "smoke", 0)
     with monkeypatch.context() as patch:
-        patch.setattr(cls, "_train_epoch", killed_in_epoch_3)
+        kill_in_epoch(patch, registry.get("sasrec").factory_class(), 3)
         with pytest.raises(runner.Interrupted):
             runner.run(spec, killed, **kwargs)
     assert runner.checkpoint_path(cell, killed).exists() and not cell.path(killed).exists()
