@@ -226,7 +226,13 @@ def cmd_perf(args: argparse.Namespace) -> int:
     if args.what == "gamer":
         from benchmark import perf_gamer
 
-        return perf_gamer.main(repeat=args.repeat, dims=args.dims)
+        return perf_gamer.main(
+            repeat=args.repeat,
+            dims=args.dims,
+            device=args.device,
+            precision=args.precision,
+            peak_tflops=args.peak_tflops,
+        )
     if args.what == "baselines":
         from benchmark import perf_baselines
 
@@ -337,6 +343,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--dims", choices=("paper", "smoke"), default="paper", help="model size for perf gamer and perf baselines"
     )
     perf.add_argument("--repeat", type=int, default=5)
+    perf.add_argument("--device", default="cpu", help="perf gamer: cpu, or cuda (the GPU's run)")
+    perf.add_argument("--precision", choices=("fp32", "bf16"), help="perf gamer on CUDA: bf16 (default) or fp32")
+    perf.add_argument(
+        "--peak-tflops", type=float, help="perf gamer: the device's dense peak the MFU is against (H100/H200 bf16: 989)"
+    )
     perf.add_argument("--taobao-rows", type=int, default=2_000_000, help="size of the streamed Taobao file (0: skip)")
     perf.set_defaults(func=cmd_perf)
 

@@ -1,7 +1,10 @@
 """``gamer-bench perf gamer``: training tokens/s and MFU, beam-search users/s, and the KV-cache speed-up.
 
-Every figure comes from one run on this machine: the peak is a measured float32 matmul, not a
-datasheet number, so the MFU says how well the model uses what this machine can actually do.
+Every figure comes from one run on this machine. On the CPU the peak is a measured float32 matmul,
+not a datasheet number, so the MFU says how well the model uses what this machine can actually do.
+With ``--device cuda`` the models train and decode under `gamer.precision` (bf16 autocast unless
+``--precision fp32``), batches are 64 sequences, and the MFU is against ``--peak-tflops`` (the GPU's
+dense peak at that precision, e.g. 989 for an H100 or H200 in bf16), beside the measured matmul.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from tabulate import tabulate
 
 from gamer.beam_search import PrefixTrie, constrained_beam_search
 from gamer.model import DecoderConfig, GenerativeDecoder
+from gamer.precision import effective as effective_precision
+from gamer.precision import precision_context
 from gamer.profiles import MODEL_SIZES
 from gamer.recommender import ModelStepDecoder
 from gamer.sequences import Ragged, TokenLayout, encode
@@ -22,17 +27,22 @@ from gamer.training import NextTokenLoss
 N_BEHAVIORS, LEVELS, CODES = 3, 4, 256  # a 4 x 256 semantic-ID vocabulary over three behaviors
 
 
-def measured_matmul_peak(size: int = 2048, repeat: int = 5) -> float:
-    """FLOP/s of this machine's best float32 ``size x size`` matmul (all threads torch uses)."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def measured_matmul_peak(size: int = 2048, repeat: int = 5, device: str = "cpu", dtype=torch.float32) -> float:
+    """FLOP/s of this machine's best ``size x size`` matmul in ``dtype`` (all threads torch uses)."""
+    a, b = torch.randn(size, size, device=device, dtype=dtype), torch.randn(size, size, device=device, dtype=dtype)
     a @ b  # warm-up
-    best = min(_timed(lambda: a @ b) for _ in range(repeat))
+    best = min(_timed(lambda: a @ b, device) for _ in range(repeat))
     return 2.0 * size**3 / best
 
 
-def _timed(fn) -> float:
+def _timed(fn, device: str = "cpu") -> float:
+    """Wall seconds of ``fn()``; on CUDA, of the kernels it launched too."""
+    if device != "cpu":
+        torch.cuda.synchronize()
     start = time.perf_counter()
     fn()
+    if device != "cpu":
+        torch.cuda.synchronize()
     return time.perf_counter() - start
 
 
@@ -79,40 +89,57 @@ class UncachedStepDecoder(ModelStepDecoder):
         return self.model(*self.columns, last_only=True)[0][:, -1]
 
 
-def training_rate(model: GenerativeDecoder, batch, repeat: int) -> float:
+def training_rate(model: GenerativeDecoder, batch, repeat: int, device: str = "cpu", precision: str = "fp32") -> float:
     """Tokens per second of full training steps (forward, backward, AdamW), the best of ``repeat``."""
     criterion = NextTokenLoss(model, 0.7)
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4)
 
     def train_step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        criterion.on(batch).backward()
+        with precision_context(precision):
+            loss = criterion.on(batch)
+        loss.backward()
         optimizer.step()
 
     train_step()
-    return batch.tokens.numel() / min(_timed(train_step) for _ in range(repeat))
+    return batch.tokens.numel() / min(_timed(train_step, device) for _ in range(repeat))
 
 
-def decoding_time(decoder: type[ModelStepDecoder], model, prompts, trie, repeat: int):
+def decoding_time(decoder: type[ModelStepDecoder], model, prompts, trie, repeat: int, device: str = "cpu"):
     """Best wall time of a constrained beam search (20 beams, top 10) and its result."""
     result = constrained_beam_search(decoder(model, prompts), trie, num_beams=20, top_k=10)
     best = min(
-        _timed(lambda: constrained_beam_search(decoder(model, prompts), trie, num_beams=20, top_k=10))
+        _timed(lambda: constrained_beam_search(decoder(model, prompts), trie, num_beams=20, top_k=10), device)
         for _ in range(repeat)
     )
     return best, result
 
 
-def main(*, repeat: int = 3, dims: str = "paper") -> int:
+def main(
+    *,
+    repeat: int = 3,
+    dims: str = "paper",
+    device: str = "cpu",
+    precision: str | None = None,
+    peak_tflops: float | None = None,
+) -> int:
     torch.manual_seed(0)
+    if device != "cpu" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: torch sees no CUDA device here")
+    precision = effective_precision(precision, device != "cpu")
     # The paper's dimensions are DecoderConfig's defaults; "smoke" borrows the smoke profile's sizes.
     sizes = {} if dims == "paper" else {k: v for k, v in MODEL_SIZES["smoke"].items() if "dropout" not in k}
     n_items, history = 3000, 100
     layout = TokenLayout(N_BEHAVIORS, _catalogue(n_items, 0))
     vocab = 1 + N_BEHAVIORS + LEVELS * CODES
-    peak = measured_matmul_peak()
-    rows = [["float32 matmul peak (2048^3), measured", f"{peak / 1e9:,.1f} GFLOP/s", "", ""]]
-    batch = encode(layout, _sequences(8, history + 1, n_items, 1), session_wise=False)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    peak = measured_matmul_peak(4096 if device != "cpu" else 2048, device=device, dtype=dtype)
+    rows = [[f"{precision} matmul peak, measured", f"{peak / 1e9:,.1f} GFLOP/s", "", f"device {device}"]]
+    if peak_tflops:
+        rows.append(["peak the MFU is against (given)", f"{peak_tflops * 1e3:,.1f} GFLOP/s", "", ""])
+        peak = peak_tflops * 1e12
+    n_seq = 8 if device == "cpu" else 64
+    batch = encode(layout, _sequences(n_seq, history + 1, n_items, 1), session_wise=False).to(device)
     for arch in ("qwen3", "gamer"):
         for attention_dropout in (0.0, 0.2):
             config = getattr(DecoderConfig, arch)(
@@ -123,31 +150,32 @@ def main(*, repeat: int = 3, dims: str = "paper") -> int:
                 attention_dropout=attention_dropout,
                 **sizes,
             )
-            model = GenerativeDecoder(config)
-            rate = training_rate(model, batch, repeat)
+            model = GenerativeDecoder(config).to(device)
+            rate = training_rate(model, batch, repeat, device, precision)
             mfu = model.estimate_mfu(rate, batch.tokens.shape[1], peak)
             rows.append(
                 [
-                    f"train {arch}, attention dropout {attention_dropout}",
+                    f"train {arch}, attention dropout {attention_dropout}, {precision}",
                     f"{rate:,.0f} tokens/s",
                     f"MFU {100 * mfu:.1f} %",
-                    f"{model.num_parameters() / 1e6:.2f} M params, 8 x 505 tokens",
+                    f"{model.num_parameters() / 1e6:.2f} M params, {n_seq} x 505 tokens",
                 ]
             )
     config = DecoderConfig.gamer(vocab, N_BEHAVIORS, LEVELS, dropout=0.0, attention_dropout=0.0, **sizes)
-    model = GenerativeDecoder(config).eval()
+    model = GenerativeDecoder(config).to(device).eval()
     trie = PrefixTrie.from_item_tokens(layout.item_tokens, vocab)
     users = 8 if dims == "paper" else 32  # the no-cache baseline recomputes 20 beams x 505 tokens per step
+    users *= 1 if device == "cpu" else 16
     prompts = encode(
         layout,
         _sequences(users, history, n_items, 2),
         session_wise=False,
         targets="none",
         prompt_behavior=np.full(users, N_BEHAVIORS - 1),
-    )
-    with torch.no_grad():
-        cached, (items_cached, _) = decoding_time(ModelStepDecoder, model, prompts, trie, repeat)
-        uncached, (items_uncached, _) = decoding_time(UncachedStepDecoder, model, prompts, trie, 1)
+    ).to(device)
+    with torch.no_grad(), precision_context(precision):
+        cached, (items_cached, _) = decoding_time(ModelStepDecoder, model, prompts, trie, repeat, device)
+        uncached, (items_uncached, _) = decoding_time(UncachedStepDecoder, model, prompts, trie, 1, device)
     rows.append(
         [
             "beam search 20 -> top 10, KV cache",
