@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from baselines.registry import PROFILES
@@ -73,20 +75,39 @@ def resume_command(argv: list[str]) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from benchmark import runner
     from benchmark.store import results_dir
 
     root = results_dir(args.results_dir)
     if args.max_steps is not None:
         return _rehearse(args)
-    if args.jobs == 1 and not args.quiet:  # one cell at a time: show each epoch as it ends
-        import logging
+    with _epoch_lines(args.jobs == 1 and not args.quiet):  # one cell at a time: show each epoch as it ends
+        return _run_tables(args, root)
 
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("  %(message)s"))
-        logger = logging.getLogger("gamer_bench.training")
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
+
+@contextmanager
+def _epoch_lines(enabled: bool) -> Iterator[None]:
+    """Print the training loops' per-epoch lines on stderr while a run lasts (and only then: a handler
+    left behind would write to whatever stream stderr was, long after)."""
+    if not enabled:
+        yield
+        return
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("  %(message)s"))
+    logger = logging.getLogger("gamer_bench.training")
+    logger.addHandler(handler)
+    level, logger.level = logger.level, logging.INFO
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def _run_tables(args: argparse.Namespace, root: Path) -> int:
+    from benchmark import runner
+
     failed = 0
     for spec in _run_specs(args):
         if spec.kind == "online":

@@ -329,8 +329,8 @@ def train_decoder(
         if valid_loss < best[0]:
             best = (valid_loss, epoch, copy.deepcopy(model.state_dict()))
         if rank == 0:
-            criterion = ("loss", valid_loss, best[0], best[1])
-            report_epoch(epoch, epochs, record["train_loss"], criterion, config.patience, record["seconds"])
+            selection = ("loss", valid_loss, best[0], best[1])
+            report_epoch(epoch, epochs, record["train_loss"], selection, config.patience, record["seconds"])
         if config.max_steps and steps_done >= config.max_steps:
             stop_reason = STOP_MAX_STEPS
             break
