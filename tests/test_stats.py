@@ -180,7 +180,7 @@ def test_rows_without_per_query_values_get_bold_and_underline_only(tmp_path):
     rows = {row["model"]: row for row in doc.rows}
     assert rows["gamer_rank"]["marks"] == {"AUROC": {"bold": True, "underline": False}}
     assert rows["dlrm"]["marks"] == {"AUROC": {"bold": False, "underline": True}}
-    assert doc.header[-1].endswith("no per-query values, so no significance tests")
+    assert doc.header[-1].endswith("no GAMER row with per-query values, so no significance tests")
     assert "**0.7500**" in to_markdown(doc) and r"\underline{0.7000}" in to_latex(doc)
 
 
