@@ -380,7 +380,7 @@ class DiscriminativeRecommender(Recommender):
                 log.best_epoch, log.best_score = epoch, score
                 best_state = copy.deepcopy(self.module_.state_dict())
             criterion = (VALIDATION_METRIC, score, log.best_score, log.best_epoch)
-            report_epoch(epoch, t["max_epochs"], loss, criterion, t["patience"], train_s, train_s=train_s)
+            report_epoch(epoch, t["max_epochs"], loss, criterion, t["patience"], train_s, train_s)
             if log.stop_reason == STOP_MAX_STEPS:
                 break
             if epoch - log.best_epoch >= t["patience"]:

@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 from scipy import stats as scipy_stats
 
-from benchmark.stats import Run, bootstrap_interval, compare_pairs, query_means
-from benchmark.store import stored_cells
+from benchmark.stats import Run, aligned_groups, bootstrap_interval, compare_pairs, query_means
+from benchmark.store import Cell, stored_cells
 from benchmark.tables import SPECS
 
 HOLDS, CONTRADICTED, INCONCLUSIVE, NOT_RUN = "holds", "contradicted", "inconclusive", "not run"
@@ -94,8 +94,7 @@ class Cells:
                 key = cell["cell"]
                 if key.get("model") and key.get("profile") != self.profile:
                     continue
-                row = f"{key['model']}@{key['variant']}" if key.get("variant") else key.get("model") or "_"
-                grouped[key["dataset"]][row].append(cell)
+                grouped[key["dataset"]][Cell(**key).row_key].append(cell)
             self._tables[table] = grouped
         return self._tables[table]
 
@@ -273,10 +272,11 @@ def judge_c5(cells: Cells, resamples: int = 2000) -> list[Judgement]:
             out.append(not_run(cells, "C5", table, dataset, missing))
             continue
         # One matrix [row, evaluation, query] over the queries every run has.
-        keyed = {k: _by_query(v) for k, v in runs.items()}
-        common = sorted(set.intersection(*(set(d) for d in keyed.values())))
-        values = np.array([[[keyed[(r, e)][q] for q in common] for e in [clean, *perturbations]] for r in rows])
-        index = np.random.default_rng(0).integers(0, len(common), size=(resamples, len(common)))
+        evaluations = [clean, *perturbations]
+        flat, _ = aligned_groups([runs[(r, e)] for r in rows for e in evaluations], METRIC)
+        values = flat.reshape(len(rows), len(evaluations), -1)
+        n = values.shape[-1]
+        index = np.random.default_rng(0).integers(0, n, size=(resamples, n))
         g, others = rows.index(gamer), [i for i, r in enumerate(rows) if r != gamer]
         if not values[:, 0].mean(-1).all():
             zero = [r for r, v in zip(rows, values[:, 0].mean(-1), strict=True) if v == 0]
@@ -293,7 +293,7 @@ def judge_c5(cells: Cells, resamples: int = 2000) -> list[Judgement]:
             low, high = np.percentile(gap, [2.5, 97.5])
             verdict = HOLDS if high < 0 else CONTRADICTED if low > 0 else INCONCLUSIVE
             records.append(
-                {"perturbation": perturbation, "verdict": verdict, "n": len(common), "low": float(low),
+                {"perturbation": perturbation, "verdict": verdict, "n": n, "low": float(low),
                  "high": float(high)} | {f"drop {r}": float(d) for r, d in zip(rows, drops, strict=True)}
             )  # fmt: skip
         detail = "; ".join(
@@ -304,17 +304,6 @@ def judge_c5(cells: Cells, resamples: int = 2000) -> list[Judgement]:
         judged = [row_value(r, runs[(r, clean)]) for r in rows]
         out.append(Judgement("C5", table, dataset, _combined([r["verdict"] for r in records]), detail, judged, records))
     return out
-
-
-def _by_query(runs: list[Run]) -> dict[tuple[int, int], float]:
-    """A row's per-query N@10 averaged over its seeds, keyed by (user, behavior), over the queries
-    every seed has."""
-    per_run = [
-        {(int(u), int(b)): float(v) for u, b, v in zip(run["user"], run["behavior"], run[METRIC], strict=True)}
-        for run in runs
-    ]
-    common = set.intersection(*(set(d) for d in per_run))
-    return {k: float(np.mean([d[k] for d in per_run])) for k in common}
 
 
 def judge_c6(cells: Cells) -> list[Judgement]:

@@ -519,8 +519,8 @@ def _grid(doc: Document, ci: bool = False, interval_columns: bool = False) -> tu
                     continue
                 paper = {"dataset": paper_dataset, "values": published}
             lead = [""] if several else []
-            published = [_fmt(paper["values"][c]) for c in spec.columns]
-            body.append(lead + ["", f"paper ({paper['dataset']})"] + published + blank)
+            paper_values = [_fmt(paper["values"][c]) for c in spec.columns]
+            body.append(lead + ["", f"paper ({paper['dataset']})"] + paper_values + blank)
             if "relative" in paper:
                 body.append(lead + ["", DELTA] + [_relative_text(paper["relative"][c]) for c in spec.columns] + blank)
         return headers, body

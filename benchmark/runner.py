@@ -28,7 +28,7 @@ from tqdm import tqdm
 from baselines import registry
 from benchmark.store import Cell, CellError, code_version, load_cell, provenance, save_cell, training_record
 from benchmark.tables import Evaluation, Row, TableSpec
-from gamer.checkpoint import DEFAULT_MINUTES, Checkpointing, checkpointing
+from gamer.checkpoint import DEFAULT_MINUTES, Checkpointing, checkpointing, progress_path
 from gamer.precision import effective as effective_precision
 from gamer.precision import precision_context
 from protocols import metrics
@@ -93,9 +93,8 @@ def cell_config(spec: TableSpec, cell: Cell, precision: str = "fp32") -> dict[st
     """What decides a cell's result: a stored cell is reused only when its configuration equals this.
     A precision other than fp32 (bf16 on CUDA) is part of it; fp32, the CPU's, is left implicit."""
     config: dict[str, Any] = {"table": spec.id, "kind": spec.kind, "dataset": dataset_identity(cell.dataset)}
-    if spec.has_models and precision != "fp32":
-        config["precision"] = precision
     if spec.has_models:
+        config |= {"precision": precision} if precision != "fp32" else {}
         config |= {
             "evaluations": [e.key for e in spec.evaluations] if spec.has_metric_rows else [],
             "model": cell.model,
@@ -390,7 +389,7 @@ class _RunningCells:
     def line(self) -> str:
         parts = []
         for cell in self.cells:
-            path = checkpoint_path(cell, self.root).with_suffix(".progress.json")
+            path = progress_path(checkpoint_path(cell, self.root))
             try:
                 state = json.loads(path.read_text())
             except (OSError, ValueError):

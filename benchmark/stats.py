@@ -123,9 +123,17 @@ def aligned_query_values(
     Returns ``(row, baseline, dropped)``: ``[n]`` arrays over the queries present in every run of
     both, ordered by (user, behavior), and how many other distinct queries some run had.
     """
-    runs = list(row_runs) + list(baseline_runs)
     if not row_runs or not baseline_runs:
         raise ValueError("aligned_query_values needs at least one run of the row and one of the baseline")
+    (row, baseline), dropped = aligned_groups([row_runs, baseline_runs], metric)
+    return row, baseline, dropped
+
+
+def aligned_groups(groups: Sequence[Sequence[Run]], metric: str) -> tuple[np.ndarray, int]:
+    """``[len(groups), n]``: each group's per-query values of ``metric`` averaged over its runs, over the
+    queries present in every run of every group, ordered by (user, behavior); and how many other
+    distinct queries some run had. A group is a row's runs (its seeds), or one evaluation of a row."""
+    runs = [run for group in groups for run in group]
     if len({"user" in run and "behavior" in run for run in runs}) > 1:
         raise ValueError("some runs identify queries by (user, behavior) and some by position: store both keys in all")
     keys = [_query_keys(run, metric) for run in runs]
@@ -139,10 +147,9 @@ def aligned_query_values(
     values = np.zeros((len(runs), n_distinct))
     values[run_of, code] = np.concatenate([np.asarray(run[metric], dtype=float) for run in runs])
     common = present.all(axis=0)
-    n_row = len(row_runs)
-    row = values[:n_row, common].mean(axis=0)
-    baseline = values[n_row:, common].mean(axis=0)
-    return row, baseline, n_distinct - int(common.sum())
+    bounds = np.cumsum([0] + [len(group) for group in groups])
+    means = np.stack([values[a:b, common].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
+    return means, n_distinct - int(common.sum())
 
 
 def _as_runs(value: Run | Sequence[Run]) -> list[Run]:
@@ -198,9 +205,7 @@ def compare_rows(
     return result
 
 
-def compare_pairs(
-    pairs: Sequence[tuple[Sequence[Run], Sequence[Run], str]], alpha: float = 0.05
-) -> list[dict[str, Any]]:
+def compare_pairs(pairs: Sequence[Pair], alpha: float = 0.05) -> list[dict[str, Any]]:
     """Paired tests of ``(row runs, baseline runs, metric)`` comparisons, Holm-corrected as one family.
 
     Each result has ``n``, ``dropped``, ``mean_difference`` (row - baseline), the statistics of
@@ -227,7 +232,7 @@ def compare_pairs(
 def query_means(runs: Sequence[Run], metric: str) -> np.ndarray:
     """``[n]`` per-query values of ``metric`` averaged over a row's runs (seeds), over the queries every
     run has, ordered by (user, behavior): the values a row's mean and interval are computed from."""
-    return aligned_query_values(runs, runs, metric)[0]
+    return aligned_groups([runs], metric)[0][0]
 
 
 def bootstrap_interval(

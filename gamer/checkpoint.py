@@ -53,8 +53,7 @@ class Checkpointing:
 
     @property
     def progress_path(self) -> Path:
-        """Where the running cell's last epoch is told (``<profile>-seed<S>.progress.json``)."""
-        return self.path.with_suffix(".progress.json")
+        return progress_path(self.path)
 
     def report(self, record: dict[str, Any]) -> None:
         """Tell the run where training stands (one small JSON, rewritten each epoch): `gamer-bench run`
@@ -86,6 +85,11 @@ class Checkpointing:
         os.replace(partial, self.path)
         self.writes += 1
         self.last_write = time.monotonic()
+
+
+def progress_path(checkpoint: Path) -> Path:
+    """Where the cell checkpointing to ``checkpoint`` tells its last epoch (``<profile>-seed<S>.progress.json``)."""
+    return checkpoint.with_suffix(".progress.json")
 
 
 _active: ContextVar[Checkpointing | None] = ContextVar("gamer_bench_checkpointing", default=None)

@@ -122,20 +122,19 @@ def report_epoch(
     train_loss: float,
     criterion: tuple[str, float, float, int],
     patience: int,
-    elapsed: float,
-    train_s: float | None = None,
+    seconds: float,
+    per_epoch: float,
 ) -> None:
     """The per-epoch line (`gamer-bench run` shows it with one job) and the running cell's progress
     file (shown on the bar with several). ``criterion`` = (name, this epoch's value, best value, best
-    epoch). The ETA is the time to the earliest stop: ``patience`` epochs after the best one (or the
-    cap), at this run's seconds per epoch (``elapsed / epoch`` unless ``train_s`` gives it)."""
+    epoch); ``seconds`` is the time the line shows. The ETA is the time to the earliest stop:
+    ``patience`` epochs after the best one (or the cap), at ``per_epoch`` seconds an epoch."""
     name, value, best, best_epoch = criterion
-    per_epoch = train_s if train_s is not None else elapsed / max(epoch, 1)
     left = max(0, min(best_epoch + patience, epochs) - epoch)
     progress.info(
         "epoch %d/%d: train loss %.4f, validation %s %.4f (best %.4f at epoch %d), %.0f s; "
         "stops in >= %.1f min unless it improves",
-        *(epoch, epochs, train_loss, name, value, best, best_epoch, elapsed, left * per_epoch / 60),
+        *(epoch, epochs, train_loss, name, value, best, best_epoch, seconds, left * per_epoch / 60),
     )
     saver = checkpoint.active()
     if saver is not None:
@@ -330,7 +329,8 @@ def train_decoder(
             best = (valid_loss, epoch, copy.deepcopy(model.state_dict()))
         if rank == 0:
             selection = ("loss", valid_loss, best[0], best[1])
-            report_epoch(epoch, epochs, record["train_loss"], selection, config.patience, record["seconds"])
+            seconds = record["seconds"]  # since the start, a resumed run's first part included
+            report_epoch(epoch, epochs, record["train_loss"], selection, config.patience, seconds, seconds / epoch)
         if config.max_steps and steps_done >= config.max_steps:
             stop_reason = STOP_MAX_STEPS
             break
