@@ -26,6 +26,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 PAD = 0  # token id of padding in the shared layout
 
@@ -267,7 +268,30 @@ def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     return x * cos + torch.cat((-second, first), -1) * sin
 
 
-def attend(q: Tensor, k: Tensor, v: Tensor, allowed: Tensor, dropout_p: float) -> Tensor:
+# Sequences per piece of an attention with dropout on the CPU (`attend`). A constant, so that the dropout
+# masks, drawn piece by piece, depend on the seed alone.
+ATTENTION_PIECE = 8
+
+
+def attend(q: Tensor, k: Tensor, v: Tensor, allowed: Tensor, dropout_p: float, recompute: bool = False) -> Tensor:
+    """Grouped-query attention (`attend_dense`). With dropout on the CPU, torch's unfused kernel builds
+    ``[B, H, T, S]`` scores, probabilities and their dropped copy (0.2 GB per paper-size sequence over
+    the 12 attention layers): the batch goes through in pieces of `ATTENTION_PIECE` sequences and, under
+    ``recompute``, autograd keeps each piece's inputs only and runs it again in the backward pass."""
+    b = q.size(0)
+    if dropout_p == 0.0 or q.device.type != "cpu" or b <= ATTENTION_PIECE:
+        return attend_dense(q, k, v, allowed, dropout_p)
+    pieces = []
+    for start in range(0, b, ATTENTION_PIECE):
+        args = tuple(x[start : start + ATTENTION_PIECE] for x in (q, k, v, allowed))
+        if recompute:
+            pieces.append(checkpoint(attend_dense, *args, dropout_p, use_reentrant=False))
+        else:
+            pieces.append(attend_dense(*args, dropout_p))
+    return torch.cat(pieces)
+
+
+def attend_dense(q: Tensor, k: Tensor, v: Tensor, allowed: Tensor, dropout_p: float) -> Tensor:
     """Grouped-query scaled dot-product attention under an explicit boolean mask.
 
     ``q [B, H, T, hd]``, ``k, v [B, H_kv, S, hd]``, ``allowed [B, T, S]`` -> ``[B, T, H * hd]``.
@@ -304,6 +328,7 @@ class QwenAttention(nn.Module):
         self.q_norm = RMSNorm(config.head_dim, config.rms_eps)
         self.k_norm = RMSNorm(config.head_dim, config.rms_eps)
         self.attention_dropout = config.attention_dropout
+        self.recompute = False  # set by `GenerativeDecoder.recompute`
 
     def _attend(
         self,
@@ -323,7 +348,7 @@ class QwenAttention(nn.Module):
         if past is not None:
             k, v = torch.cat((past[0], k), 2), torch.cat((past[1], v), 2)
         dropout_p = self.attention_dropout if self.training else 0.0
-        return attend(q, k, v, allowed, dropout_p), (k, v)
+        return attend(q, k, v, allowed, dropout_p, self.recompute and torch.is_grad_enabled()), (k, v)
 
 
 class SelfAttention(QwenAttention):
@@ -506,6 +531,12 @@ class DecoderBlock(nn.Module):
         mlp_out = self.mlp(x, context.routing, context.levels, context.slots) if self.is_moe else self.mlp(x)
         return h + self.dropout(mlp_out), present_self, present_cross
 
+    def recomputed(self, h: Tensor, context: SequenceContext) -> Tensor:
+        """The block's output for training under activation recomputation: autograd keeps ``h`` only and
+        runs the block again in the backward pass (where an attention with dropout on the CPU recomputes
+        once more, piece by piece: `attend`)."""
+        return checkpoint(lambda x: self(x, context, None, None)[0], h, use_reentrant=False)
+
 
 @dataclass(frozen=True)
 class KVCache:
@@ -558,6 +589,22 @@ class GenerativeDecoder(nn.Module):
         self.apply(self._init_weights)
         if config.tie_embeddings:
             self.lm_head.weight = self.embed_tokens.weight
+        self._recompute = False
+
+    @property
+    def recompute(self) -> bool:
+        """Activation recomputation in training (`DecoderBlock.recomputed`, `attend`): memory traded for
+        time, not a hyperparameter. Dropout masks are replayed from the saved RNG state, so losses and
+        gradients are bit-equal with it on or off; `gamer.training` turns it on per batch
+        (`gamer.training.needs_recompute`)."""
+        return self._recompute
+
+    @recompute.setter
+    def recompute(self, on: bool) -> None:
+        self._recompute = on
+        for module in self.modules():
+            if isinstance(module, QwenAttention):
+                module.recompute = on
 
     def _init_weights(self, module: nn.Module) -> None:
         if isinstance(module, nn.Linear | nn.Embedding):
@@ -647,6 +694,10 @@ class GenerativeDecoder(nn.Module):
             slots=slots,
             routing=ExpertRouting.by_slot(slots, c.id_levels + 1) if c.expert_layers else None,
         )
+        if self.recompute and self.training and torch.is_grad_enabled() and cache is None and not keep_cache:
+            for block in self.blocks:
+                h = block.recomputed(h, context)
+            return self.norm(h), None
         self_kv, cross_kv = [], []
         for layer, block in enumerate(self.blocks):
             past_self = None if cache is None else cache.self_kv[layer]
@@ -720,6 +771,19 @@ class GenerativeDecoder(nn.Module):
             mlp = block.mlp.experts[0] if block.is_moe else block.mlp
             weights += matmul_weights(mlp)
         return 2.0 * weights + attention_layers * 4.0 * c.n_heads * c.head_dim * seq_len
+
+    def activation_bytes(self, batch_size: int, seq_len: int, device: torch.device | str = "cpu") -> int:
+        """About how many bytes autograd keeps for a training forward of ``[batch_size, seq_len]`` without
+        recomputation. Per block, ~56 float32 values per token and model width (norms, projections, the
+        MLP or experts; measured 36-54 at paper size on the CPU); per attention layer, on the CPU and with
+        attention dropout, three ``[B, H, T, T]`` float32 tensors (scores, probabilities, the dropped
+        copy), which the fused kernels never build (measured: 2.9 at paper size)."""
+        c = self.config
+        per_token = c.n_layers * 56 * c.d_model * 4
+        attentions = c.n_layers + len(c.cross_layers)
+        materialised = torch.device(device).type == "cpu" and c.attention_dropout > 0
+        square = attentions * c.n_heads * seq_len * 3 * 4 if materialised else 0
+        return batch_size * seq_len * (per_token + square)
 
     def estimate_mfu(self, tokens_per_second: float, seq_len: int, peak_flops: float) -> float:
         """Model FLOPs utilisation of training: 3 x forward FLOPs (forward + backward) per token, times

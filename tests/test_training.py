@@ -200,3 +200,70 @@ def test_a_checkpoint_of_another_configuration_is_not_resumed(tmp_path):
         _, result = _train_regression()
     assert not saver.resumed and result.epochs_run == 4
     assert torch.load(path, weights_only=True)["key"] == "another"
+
+
+# ---- activation recomputation: memory for time, never a different result ------------------------------------
+
+
+def _decoder_training(monkeypatch, budget: int) -> tuple:
+    """Two epochs of a tiny GAMER with the paper's dropouts on 24 sequences, micro-batches of 12 (more
+    than one `ATTENTION_PIECE`), with the activation budget set to ``budget`` bytes."""
+    from benchmark.perf_gamer import LEVELS, N_BEHAVIORS, _catalogue, _sequences
+    from gamer import training
+    from gamer.model import DecoderConfig, GenerativeDecoder
+    from gamer.sequences import TokenLayout, encode
+
+    monkeypatch.setattr(training, "activation_budget", lambda device: budget)
+    layout = TokenLayout(N_BEHAVIORS, _catalogue(40, 0))
+    sizes = dict(d_model=16, n_layers=2, n_heads=2, n_kv_heads=1, head_dim=8, d_ff=32, behavior_dim=8)
+    torch.manual_seed(0)
+    config = DecoderConfig.gamer(int(layout.item_tokens.max()) + 1, N_BEHAVIORS, LEVELS, **sizes)
+    model = GenerativeDecoder(config)
+    assert (config.dropout, config.attention_dropout) == (0.2, 0.2)
+    sequences = _sequences(24, 9, 40, 1)
+    result = train_decoder(
+        model,
+        lambda index: encode(layout, sequences.select(index), session_wise=False),
+        len(sequences),
+        [encode(layout, _sequences(4, 9, 40, 2), session_wise=False, targets="last")],
+        TrainConfig(epochs=2, batch_size=12, micro_batch=12, lr=1e-2, seed=0),
+    )
+    return result, model.state_dict(), model.recompute  # the last micro-batch's choice
+
+
+def test_recomputed_activations_train_to_the_same_bits(monkeypatch):
+    """A micro-batch over the activation budget trains under recomputation (block by block, attention
+    piece by piece, dropout masks replayed): the same losses and the same weights as without it."""
+    plain, plain_state, plain_recomputed = _decoder_training(monkeypatch, budget=1 << 62)
+    recomputed, recomputed_state, on = _decoder_training(monkeypatch, budget=0)
+    assert (plain_recomputed, on) == (False, True)
+    assert [e["train_loss"] for e in recomputed.history] == [e["train_loss"] for e in plain.history]
+    assert recomputed.best_valid_loss == plain.best_valid_loss
+    assert all(torch.equal(recomputed_state[k], plain_state[k]) for k in plain_state)
+
+
+def test_recomputation_keeps_a_fraction_of_the_activations():
+    """What autograd saves for the backward pass of a paper-shaped forward (12 sequences of 121
+    tokens, attention dropout on the CPU): recomputation keeps the blocks' inputs only."""
+    from benchmark.perf_gamer import LEVELS, N_BEHAVIORS, _catalogue, _sequences
+    from gamer.model import DecoderConfig, GenerativeDecoder
+    from gamer.sequences import TokenLayout, encode
+    from gamer.training import NextTokenLoss
+
+    layout = TokenLayout(N_BEHAVIORS, _catalogue(40, 0))
+    batch = encode(layout, _sequences(12, 25, 40, 1), session_wise=False)
+    config = DecoderConfig.gamer(int(layout.item_tokens.max()) + 1, N_BEHAVIORS, LEVELS, d_model=32, n_layers=4)
+    model = GenerativeDecoder(config).train()
+    saved = {}
+    for on in (False, True):
+        model.recompute = on
+        total = []
+
+        def keep(tensor, total=total):
+            total.append(tensor.numel() * tensor.element_size())
+            return tensor
+
+        with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
+            NextTokenLoss(model, 0.7).on(batch)
+        saved[on] = sum(total)
+    assert saved[True] < saved[False] / 8
