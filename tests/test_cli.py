@@ -389,6 +389,20 @@ def test_report_all_writes_a_browsable_page(tmp_path, capsys, custom_dataset):
     assert "+2.5%" in (site / "table-11.md").read_text()
 
 
+def test_a_rehearsal_step_is_one_micro_batch_of_a_paper_step():
+    """A paper step (4096 sequences) is hours on a CPU; its peak memory is one micro-batch's."""
+    from benchmark.runner import _step_batch, with_max_steps
+
+    paper = {"training": {"batch_size": 4096, "micro_batch": 128, "lr": 5e-4}}
+    rehearsed = with_max_steps(paper, 2)
+    assert rehearsed["training"] == {"batch_size": 128, "micro_batch": 128, "lr": 5e-4, "max_steps": 2}
+    assert paper["training"]["batch_size"] == 4096  # the profile is not changed in place
+    assert _step_batch(paper, rehearsed) == "128 (profile: 4096)"
+    assert with_max_steps({"batch_size": 256}, 3) == {"batch_size": 256, "max_steps": 3}  # no accumulation
+    assert _step_batch({"batch_size": 256}, {"batch_size": 256, "max_steps": 3}) == "256"
+    assert with_max_steps({}, 3) == {}  # Rule-Based does not train
+
+
 def test_max_steps_rehearses_every_family_and_stores_nothing(tmp_path, capsys, tiny_synthetic):
     """`run --max-steps N`: a decoder, an encoder-decoder, a discriminative and a graph row trained N
     steps and tested on a few users, in one table of what each cost; no result is written."""
@@ -403,4 +417,6 @@ def test_max_steps_rehearses_every_family_and_stores_nothing(tmp_path, capsys, t
     lines = {line.split("|")[1].strip(): line for line in out.splitlines() if line.startswith("| ")}
     assert set(models.split(",")) <= set(lines)
     assert all("max_steps" in lines[m] for m in ("sasrec", "mbgmn", "gamer_sid", "tiger_mb"))
+    header = next(line for line in out.splitlines() if line.startswith("| row"))
+    assert "sequences per step" in header and "peak RSS GB" in header
     assert not results.exists() or not any(results.rglob("*.json"))
