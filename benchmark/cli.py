@@ -253,6 +253,7 @@ def cmd_perf(args: argparse.Namespace) -> int:
             device=args.device,
             precision=args.precision,
             peak_tflops=args.peak_tflops,
+            epoch_of=args.epoch_of,
         )
     if args.what == "baselines":
         from benchmark import perf_baselines
@@ -368,6 +369,12 @@ def build_parser() -> argparse.ArgumentParser:
     perf.add_argument("--precision", choices=("fp32", "bf16"), help="perf gamer on CUDA: bf16 (default) or fp32")
     perf.add_argument(
         "--peak-tflops", type=float, help="perf gamer: the device's dense peak the MFU is against (H100/H200 bf16: 989)"
+    )
+    perf.add_argument(
+        "--epoch-of",
+        metavar="DATASET",
+        help="perf gamer: project one paper-profile GAMER epoch on this dataset (a name or PATH.toml, e.g. a "
+        "[synthetic] one at ShortVideoAD's size) from the measured rate, here and on a GPU of --peak-tflops",
     )
     perf.add_argument("--taobao-rows", type=int, default=2_000_000, help="size of the streamed Taobao file (0: skip)")
     perf.set_defaults(func=cmd_perf)

@@ -105,6 +105,58 @@ def training_rate(model: GenerativeDecoder, batch, repeat: int, device: str = "c
     return batch.tokens.numel() / min(_timed(train_step, device) for _ in range(repeat))
 
 
+GPU_MFU = 0.35  # the GPU projection's utilisation: the paper-scale path's goal (OneRec reports 23.7 %)
+
+
+def paper_epoch_tokens(dataset: str) -> tuple[int, int]:
+    """Training sequences and their tokens in one paper-profile GAMER epoch on ``dataset``: its training
+    split augmented 4x and cut to 100 interactions, as `GenerativeRecommender.fit` builds them."""
+    from baselines import registry
+    from benchmark.runner import load_dataset
+    from gamer.augmentation import augment
+    from gamer.sequences import training_sequences
+    from protocols.splits import SessionSplit
+
+    hp = registry.get("gamer_sid").hyperparameters("paper")
+    train = SessionSplit.from_interactions(load_dataset(dataset)).train
+    augmented, _, _ = augment(train, hp["augment_times"], grid=hp.get("augment_grid", "paper"), seed=0)
+    sequences = training_sequences(augmented, hp["max_history"])
+    interactions = np.diff(sequences.offsets)
+    return len(interactions), int(interactions.sum()) * (1 + LEVELS)  # a behavior token and L ID tokens each
+
+
+def epoch_projection(
+    dataset: str, rate: float, recomputed_rate: float, model: GenerativeDecoder, peak_tflops: float, device: str
+) -> list[list[str]]:
+    """Rows projecting a paper epoch on ``dataset``: here, at the rate a paper micro-batch trains at on this
+    device (recomputed where it would not fit, `gamer.training.needs_recompute`), and on a GPU of
+    ``peak_tflops`` at `GPU_MFU`, from the model's FLOPs per token at 505 tokens of context."""
+    from baselines import registry
+    from gamer.training import activation_budget, resolve_device
+
+    sequences, tokens = paper_epoch_tokens(dataset)
+    micro = int(registry.get("gamer_sid").hyperparameters("paper")["training"]["micro_batch"])
+    recompute = model.activation_bytes(micro, 505, device) > activation_budget(resolve_device(device))
+    here = tokens / (recomputed_rate if recompute else rate)
+    flops = 3.0 * model.flops_per_token(505) * tokens
+    gpu = flops / (peak_tflops * 1e12 * GPU_MFU)
+    how = f"micro-batches of {micro}" + (", recomputed (over a quarter of memory)" if recompute else "")
+    return [
+        [
+            f"paper epoch of {dataset}",
+            f"{here / 3600:,.1f} h here",
+            f"{sequences:,} sequences",
+            f"{tokens:,} tokens, {how}",
+        ],
+        [
+            f"paper epoch of {dataset}, projected GPU",
+            f"{gpu / 60:,.1f} min",
+            f"at {100 * GPU_MFU:.0f} % MFU",
+            f"{peak_tflops:,.0f} TFLOP/s peak, {flops / 1e15:,.1f} PFLOP per epoch",
+        ],
+    ]
+
+
 def decoding_time(decoder: type[ModelStepDecoder], model, prompts, trie, repeat: int, device: str = "cpu"):
     """Best wall time of a constrained beam search (20 beams, top 10) and its result."""
     result = constrained_beam_search(decoder(model, prompts), trie, num_beams=20, top_k=10)
@@ -122,8 +174,11 @@ def main(
     device: str = "cpu",
     precision: str | None = None,
     peak_tflops: float | None = None,
+    epoch_of: str | None = None,
 ) -> int:
     torch.manual_seed(0)
+    if epoch_of and dims != "paper":
+        raise ValueError("--epoch-of projects the paper profile's epoch: use it with --dims paper")
     if device != "cpu" and not torch.cuda.is_available():
         raise ValueError(f"--device {device}: torch sees no CUDA device here")
     precision = effective_precision(precision, device != "cpu")
@@ -161,6 +216,23 @@ def main(
                     f"{model.num_parameters() / 1e6:.2f} M params, {n_seq} x 505 tokens",
                 ]
             )
+    if epoch_of:
+        # The paper's GAMER (its dropouts) on a micro-batch of two attention pieces, with recomputation:
+        # what a paper micro-batch trains at where it does not fit in memory as it is.
+        gamer = GenerativeDecoder(DecoderConfig.gamer(vocab, N_BEHAVIORS, LEVELS, **sizes)).to(device)
+        two_pieces = encode(layout, _sequences(16, history + 1, n_items, 1), session_wise=False).to(device)
+        plain = training_rate(gamer, two_pieces, repeat, device, precision)
+        gamer.recompute = True
+        recomputed = training_rate(gamer, two_pieces, repeat, device, precision)
+        rows.append(
+            [
+                "train gamer (paper dropouts), recomputed",
+                f"{recomputed:,.0f} tokens/s",
+                f"{plain / recomputed:.2f}x slower than kept",
+                "16 x 505 tokens: two attention pieces",
+            ]
+        )
+        rows += epoch_projection(epoch_of, plain, recomputed, gamer, peak_tflops or 989.0, device)
     config = DecoderConfig.gamer(vocab, N_BEHAVIORS, LEVELS, dropout=0.0, attention_dropout=0.0, **sizes)
     model = GenerativeDecoder(config).to(device).eval()
     trie = PrefixTrie.from_item_tokens(layout.item_tokens, vocab)
