@@ -33,3 +33,35 @@ def test_paper_epoch_tokens_counts_augmented_sequences_of_five_tokens_per_intera
     sequences, tokens = perf_gamer.paper_epoch_tokens(str(toml))
     assert 40 <= sequences <= 5 * 40
     assert tokens % 5 == 0 and 2 * 5 * sequences <= tokens <= 100 * 5 * sequences
+
+
+def test_a_replayed_search_returns_what_the_model_search_returned():
+    """The constraint's share is timed on replayed logits: the same search, without the model."""
+    import numpy as np
+    import torch
+
+    from gamer.beam_search import PrefixTrie, constrained_beam_search
+    from gamer.sequences import TokenLayout, encode
+
+    layout = TokenLayout(perf_gamer.N_BEHAVIORS, perf_gamer._catalogue(60, 0))
+    vocab = int(layout.item_tokens.max()) + 1
+    torch.manual_seed(0)
+    config = DecoderConfig.gamer(vocab, 3, 4, d_model=16, n_layers=2, head_dim=8, d_ff=32, dropout=0.0)
+    model = GenerativeDecoder(config).eval()
+    prompts = encode(
+        layout, perf_gamer._sequences(3, 5, 60, 2), session_wise=False, targets="none", prompt_behavior=np.full(3, 2)
+    )
+    trie = PrefixTrie.from_item_tokens(layout.item_tokens, vocab)
+    with torch.no_grad():
+        recording = perf_gamer.RecordingDecoder(model, prompts)
+        items, scores = constrained_beam_search(recording, trie, num_beams=20, top_k=10)
+        replayed = constrained_beam_search(perf_gamer.ReplayDecoder(recording.record), trie, num_beams=20, top_k=10)
+    assert len(recording.record) == 4  # prefill and three steps
+    assert torch.equal(replayed[0], items) and torch.equal(replayed[1], scores)
+
+
+def test_decode_flops_are_the_causal_prefill_and_one_token_per_beam_after():
+    model = GenerativeDecoder(DecoderConfig.gamer(64, 3, 4, d_model=16, n_layers=2, head_dim=8, d_ff=32))
+    prefill = 2 * sum(model.flops_per_token(t) for t in range(1, 11))  # two prompts of 10 tokens
+    steps = 2 * 5 * sum(model.flops_per_token(10 + d) for d in (1, 2, 3))  # 5 beams, levels 2..4
+    assert perf_gamer.decode_flops(model, 2, 10, 5) == pytest.approx(prefill + steps)
