@@ -11,6 +11,7 @@ from pathlib import Path
 
 from baselines.registry import PROFILES
 from benchmark import arguments, check
+from benchmark.allocator import keep_freed_memory
 
 
 def _seeds(args: argparse.Namespace, default: tuple[int, ...]) -> list[int]:
@@ -387,6 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
+    keep_freed_memory()
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as error:
