@@ -238,7 +238,9 @@ def with_max_steps(hp: dict[str, Any], max_steps: int) -> dict[str, Any]:
 
 def _peak_memory() -> dict[str, float]:
     """The largest resident memory of this process so far, and the GPU's largest allocation if one trained."""
-    peak = {"peak RSS GB": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9, 2)}  # KiB on Linux
+    peak = {
+        "process peak RSS GB": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9, 2)
+    }  # KiB on Linux
     if _cuda_available():
         import torch
 

@@ -418,5 +418,5 @@ def test_max_steps_rehearses_every_family_and_stores_nothing(tmp_path, capsys, t
     assert set(models.split(",")) <= set(lines)
     assert all("max_steps" in lines[m] for m in ("sasrec", "mbgmn", "gamer_sid", "tiger_mb"))
     header = next(line for line in out.splitlines() if line.startswith("| row"))
-    assert "sequences per step" in header and "peak RSS GB" in header
+    assert "sequences per step" in header and "process peak RSS GB" in header
     assert not results.exists() or not any(results.rglob("*.json"))
