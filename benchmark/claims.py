@@ -154,16 +154,21 @@ def judge_pairs(
     combine: Callable[[list[str]], str] = _combined,
     from_test: dict[str, str] | None = None,
 ) -> Judgement:
-    """``(row, rival)`` comparisons, each claiming that ``row`` scores higher, as one Holm family."""
+    """``(row, rival)`` comparisons, each claiming that ``row`` scores higher, as one Holm family.
+
+    The comparisons whose two rows are stored are judged; the others are named in the detail with the
+    command that runs them ("not run" only when no comparison can be made)."""
     needed = list(dict.fromkeys(r for pair in pairs for r in pair))
     runs = {r: cells.runs(table, dataset, r) for r in needed}
     missing = [r for r in needed if runs[r] is None]
-    if missing:
-        return not_run(cells, claim, table, dataset, missing, rows=[row_value(r, runs[r]) for r in needed if runs[r]])
-    tests = compare_pairs([(runs[a], runs[b], METRIC) for a, b in pairs], ALPHA)
+    stored = [r for r in needed if runs[r] is not None]
+    complete = [(a, b) for a, b in pairs if runs[a] is not None and runs[b] is not None]
+    if not complete:
+        return not_run(cells, claim, table, dataset, missing, rows=[row_value(r, runs[r]) for r in stored])
+    tests = compare_pairs([(runs[a], runs[b], METRIC) for a, b in complete], ALPHA)
     mapping = from_test or _FROM_TEST
     records = []
-    for (a, b), test in zip(pairs, tests, strict=True):
+    for (a, b), test in zip(complete, tests, strict=True):
         records.append(
             {"row": a, "rival": b, "verdict": mapping[test["verdict"]], "test": test["verdict"]}
             | {k: test[k] for k in ("n", "dropped", "mean_difference", "p_t", "p_wilcoxon")}
@@ -174,7 +179,11 @@ def judge_pairs(
         f"p_W {r['p_wilcoxon']:.3g}, {r['n']} queries)"
         for r in records
     )
-    return Judgement(claim, table, dataset, verdict, detail, [row_value(r, runs[r]) for r in needed], records)
+    judgement = Judgement(claim, table, dataset, verdict, detail, [row_value(r, runs[r]) for r in stored], records)
+    if missing:
+        judgement.detail += f"; judged on {len(complete)} of {len(pairs)} comparisons (not run: {', '.join(missing)})"
+        judgement.command = cells.command(table, dataset, missing)
+    return judgement
 
 
 # ---- the claims ---------------------------------------------------------------------------------------------

@@ -63,13 +63,29 @@ def test_sid_claim_on_hand_made_cells(tmp_path, gamer_sid, mbgen_sid, verdict) -
 
 def test_a_missing_row_is_not_run_with_the_command_that_runs_it(tmp_path) -> None:
     store(tmp_path, "gamer_sid", hits(0.6, 3))
+    store(tmp_path, "mbgen_sid", hits(0.6, 4))
+    judgement = only(claims.judge_c7(Cells(tmp_path, "cpu")))
+    assert judgement.verdict == NOT_RUN and "gamer_cid, mbgen_cid" in judgement.detail
+    assert judgement.command == (
+        f"gamer-bench run --table 2 --models gamer_cid,mbgen_cid --profile cpu --dataset synthetic "
+        f"--results-dir {tmp_path}"
+    )
+
+
+@pytest.mark.parametrize(("gamer_sid", "verdict"), [(0.6, HOLDS), (0.02, CONTRADICTED)])
+def test_the_comparisons_that_can_be_made_are_judged_and_the_rest_named(tmp_path, gamer_sid, verdict) -> None:
+    """GAMER's pair stored, MBGen's CID row not: the verdict rests on GAMER's pair and says so."""
+    store(tmp_path, "gamer_sid", hits(gamer_sid, 3))
     store(tmp_path, "gamer_cid", hits(0.2, 1))
     store(tmp_path, "mbgen_sid", hits(0.6, 4))
     judgement = only(claims.judge_c7(Cells(tmp_path, "cpu")))
-    assert judgement.verdict == NOT_RUN and "mbgen_cid" in judgement.detail
+    assert judgement.verdict == verdict
+    assert [t["row"] for t in judgement.tests] == ["gamer_sid"]
+    assert judgement.detail.endswith("judged on 1 of 2 comparisons (not run: mbgen_cid)")
     assert judgement.command == (
         f"gamer-bench run --table 2 --models mbgen_cid --profile cpu --dataset synthetic --results-dir {tmp_path}"
     )
+    assert [r.row for r in judgement.rows] == ["gamer_sid", "gamer_cid", "mbgen_sid"]
 
 
 def test_cells_of_another_profile_are_not_judged(tmp_path) -> None:
@@ -180,10 +196,11 @@ def test_cli_renders_markdown_json_and_latex(tmp_path, capsys) -> None:
     store(tmp_path, "gamer_cid", hits(0.2, 1))
     assert main(["claims", "--results-dir", str(tmp_path), "--claims", "C7", "--format", "json"]) == 0
     payload = json.loads(capsys.readouterr().out)
-    assert payload["summary"]["C7"][NOT_RUN] == 2  # MBGen's rows in Table 2, every row in Table 4
+    assert payload["summary"]["C7"] == {HOLDS: 1, CONTRADICTED: 0, INCONCLUSIVE: 0, NOT_RUN: 1}  # Table 4: no row
     assert main(["claims", "--results-dir", str(tmp_path), "--claims", "C7"]) == 0
     text = capsys.readouterr().out
     assert "## C7: SIDs beat CIDs" in text and "**not run**" in text and "gamer\\_sid 0.6" in text
+    assert "judged on 1 of 2 comparisons (not run: mbgen\\_sid, mbgen\\_cid)" in text
     assert main(["claims", "--results-dir", str(tmp_path), "--claims", "C9"]) == 2
     assert "unknown claim(s) C9" in capsys.readouterr().err
 
