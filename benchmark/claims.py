@@ -114,10 +114,15 @@ class Cells:
         return runs if all(run is not None and METRIC in run for run in runs) else None
 
     def command(self, table: str, dataset: str, rows: Iterable[str]) -> str:
-        """The ``gamer-bench run`` that computes ``rows`` (variants run with their model)."""
+        """The ``gamer-bench run`` that computes ``rows`` (``model@variant`` runs that variant alone)."""
         number = table.split("-")[1]
         kind = "--figure" if table.startswith("figure") else "--table"
-        models = ",".join(dict.fromkeys(r.split("@")[0] for r in rows))
+        rows = list(dict.fromkeys(rows))
+        every = {row.model: {r.key for r in SPECS[table].rows if r.model == row.model} for row in SPECS[table].rows}
+        # A model all of whose variants are needed is named alone (it runs them all).
+        models = ",".join(
+            dict.fromkeys(r.split("@")[0] if every.get(r.split("@")[0], {r}) <= set(rows) else r for r in rows)
+        )
         parts = [f"gamer-bench run {kind} {number}"]
         if SPECS[table].has_models:
             parts += [f"--models {models}", f"--profile {self.profile}"]

@@ -287,7 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="built-in name(s) or PATH.toml, comma separated (default: the table's)",
     )
     run.add_argument(
-        "--models", type=arguments.name_list, help="registry names of rows, comma separated (default: every row)"
+        "--models",
+        type=arguments.name_list,
+        help="registry names of rows, comma separated; model@variant (gamer_sid@aug0) runs one variant "
+        "(default: every row)",
     )
     run.add_argument("--profile", choices=PROFILES, default="smoke")
     run.add_argument(

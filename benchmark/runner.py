@@ -511,10 +511,10 @@ def expand(
     if not spec.has_models:
         return [Cell(spec.id, name) for name in available], skipped
     names = list(dict.fromkeys(row.model for row in spec.rows))
-    wanted = names if models is None else [_row_name(spec, names, m) for m in models]
+    wanted = [(name, "") for name in names] if models is None else [_row_choice(spec, names, m) for m in models]
     if not wanted:
         raise ValueError(f"no model named (an empty --models); {spec.id}'s rows: {', '.join(names)}")
-    rows = [row for row in spec.rows if row.model in wanted]
+    rows = [row for row in spec.rows if any(row.model == m and v in ("", row.variant) for m, v in wanted)]
     missing = list(dict.fromkeys(row.model for row in rows if row.model not in registry.MODELS))
     if missing:
         skipped.append(f"not built yet, shown as 'not run': {', '.join(missing)}")
@@ -582,6 +582,16 @@ def _exit_with_parent(parent: int) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, name="gamer-bench-parent-watch", daemon=True).start()
+
+
+def _row_choice(spec: TableSpec, names: list[str], given: str) -> tuple[str, str]:
+    """``given`` as (model, variant): ``gamer_sid`` takes every variant of the row, ``gamer_sid@aug0`` one."""
+    name, _, variant = given.partition("@")
+    model = _row_name(spec, names, name)
+    variants = [row.variant for row in spec.rows if row.model == model]
+    if variant and variant not in variants:
+        raise ValueError(f"{spec.id} has no row {model}@{variant}; {model}'s variants: {', '.join(variants) or 'none'}")
+    return model, variant
 
 
 def _row_name(spec: TableSpec, names: list[str], given: str) -> str:

@@ -48,6 +48,16 @@ def test_model_names_match_case_insensitively_and_unknown_ones_get_suggestions()
         runner.expand(SPECS["table-2"], None, ["sasrex"], "smoke", [0])
 
 
+def test_a_row_variant_can_be_chosen_alone():
+    """`--models gamer_sid@aug0` runs Table 5's GAMER without augmentation only; `gamer_sid` runs both."""
+    cells, _ = runner.expand(SPECS["table-5"], None, ["gamer_sid@aug0", "QWEN3_SID@aug0"], "smoke", [0])
+    assert [c.row_key for c in cells] == ["qwen3_sid@aug0", "gamer_sid@aug0"]
+    cells, _ = runner.expand(SPECS["table-5"], None, ["gamer_sid"], "smoke", [0])
+    assert [c.row_key for c in cells] == ["gamer_sid@aug0", "gamer_sid@aug4"]
+    with pytest.raises(ValueError, match="no row gamer_sid@aug3; gamer_sid's variants: aug0, aug4"):
+        runner.expand(SPECS["table-5"], None, ["gamer_sid@aug3"], "smoke", [0])
+
+
 def test_empty_lists_given_to_the_runner_are_errors():
     with pytest.raises(ValueError, match="no model named"):
         runner.expand(SPECS["table-2"], None, [], "smoke", [0])
