@@ -517,25 +517,44 @@ class DecoderBlock(nn.Module):
         self, h: Tensor, context: SequenceContext, past_self: KV | None, past_cross: KV | None
     ) -> tuple[Tensor, KV, KV | None]:
         """``h [B, T, D] -> [B, T, D]``, with this block's self and cross keys/values for the cache."""
-        attended, present_self = self.self_attention(
-            self.attention_norm(h), context.cos, context.sin, context.self_allowed, past_self
-        )
-        h = h + self.dropout(attended)
+        attended, present_self = self._self_branch(h, context, past_self)
+        h = h + attended
         present_cross = None
         if self.cross_level_behavior_attention is not None:
-            crossed, present_cross = self.cross_level_behavior_attention(
-                self.cross_norm(h), context.levels, context.cos, context.sin, context.cross_allowed, past_cross
-            )
-            h = h + self.dropout(crossed)
-        x = self.mlp_norm(h)
-        mlp_out = self.mlp(x, context.routing, context.levels, context.slots) if self.is_moe else self.mlp(x)
-        return h + self.dropout(mlp_out), present_self, present_cross
+            crossed, present_cross = self._cross_branch(h, context, past_cross)
+            h = h + crossed
+        return h + self._mlp_branch(h, context), present_self, present_cross
 
     def recomputed(self, h: Tensor, context: SequenceContext) -> Tensor:
-        """The block's output for training under activation recomputation: autograd keeps ``h`` only and
-        runs the block again in the backward pass (where an attention with dropout on the CPU recomputes
-        once more, piece by piece: `attend`)."""
-        return checkpoint(lambda x: self(x, context, None, None)[0], h, use_reentrant=False)
+        """The block's output for training under activation recomputation: autograd keeps the input of
+        each residual branch only and runs the branch again in the backward pass (where an attention with
+        dropout on the CPU recomputes once more, piece by piece: `attend`). The same operations in the
+        same order as `forward`, so with the random state each checkpoint saves, the same bits."""
+
+        def again(branch: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+            return checkpoint(branch, x, use_reentrant=False)
+
+        h = h + again(lambda x: self._self_branch(x, context, None)[0], h)
+        if self.cross_level_behavior_attention is not None:
+            h = h + again(lambda x: self._cross_branch(x, context, None)[0], h)
+        return h + again(lambda x: self._mlp_branch(x, context), h)
+
+    # The three residual branches, each ending in the residual dropout (reference §5.3).
+    def _self_branch(self, h: Tensor, context: SequenceContext, past: KV | None) -> tuple[Tensor, KV]:
+        attended, present = self.self_attention(
+            self.attention_norm(h), context.cos, context.sin, context.self_allowed, past
+        )
+        return self.dropout(attended), present
+
+    def _cross_branch(self, h: Tensor, context: SequenceContext, past: KV | None) -> tuple[Tensor, KV]:
+        crossed, present = self.cross_level_behavior_attention(
+            self.cross_norm(h), context.levels, context.cos, context.sin, context.cross_allowed, past
+        )
+        return self.dropout(crossed), present
+
+    def _mlp_branch(self, h: Tensor, context: SequenceContext) -> Tensor:
+        x = self.mlp_norm(h)
+        return self.dropout(self.mlp(x, context.routing, context.levels, context.slots) if self.is_moe else self.mlp(x))
 
 
 @dataclass(frozen=True)
