@@ -30,5 +30,5 @@ def test_a_users_malloc_setting_is_left_alone(monkeypatch):
 
 @pytest.mark.parametrize("name", sorted(allocator.ENVIRONMENT))
 def test_the_environment_says_what_mallopt_is_told(name):
-    parameter = {"MALLOC_MMAP_THRESHOLD_": -3, "MALLOC_TRIM_THRESHOLD_": -1, "MALLOC_TOP_PAD_": -2}[name]
+    parameter = {"MALLOC_MMAP_THRESHOLD_": -3, "MALLOC_TRIM_THRESHOLD_": -1}[name]
     assert int(allocator.ENVIRONMENT[name]) == allocator.SETTINGS[parameter]
