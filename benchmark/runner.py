@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from baselines import registry
 from benchmark.store import Cell, CellError, code_version, load_cell, provenance, save_cell, training_record
-from benchmark.tables import Evaluation, Row, TableSpec
+from benchmark.tables import SPECS, Evaluation, Row, TableSpec
 from gamer.checkpoint import DEFAULT_MINUTES, Checkpointing, checkpointing, progress_path
 from gamer.precision import effective as effective_precision
 from gamer.precision import precision_context
@@ -707,6 +707,8 @@ def run(
     current, older = code_version(), {}
     for cell in cells:
         stored = None if force else _reusable(spec, cell, root, notes, options.precision or "fp32")
+        if stored is None and not force:
+            stored = _adopt(spec, cell, root, notes, options.precision or "fp32")
         if stored is None:
             todo.append(cell)
             continue
@@ -771,6 +773,40 @@ def _reusable(
         notes.append(f"recomputing {cell.path(root)}: it holds the result of another cell ({stored['cell']})")
         return None
     return stored if stored["provenance"]["config"] == _json_roundtrip(cell_config(spec, cell, precision)) else None
+
+
+def _same_computation(config: dict[str, Any]) -> dict[str, Any]:
+    """A cell's configuration without what only names it (its table, its variant's label)."""
+    return {key: value for key, value in config.items() if key not in ("table", "variant")}
+
+
+def _adopt(spec: TableSpec, cell: Cell, root: Path, notes: list[str], precision: str) -> dict[str, Any] | None:
+    """A stored cell of another ranking table that is the same computation as ``cell`` (the same model,
+    hyperparameters, dataset identity, evaluations, profile, seed and precision; Table 5's "GAMER + 4x
+    aug." is Table 2's GAMER (SID)), stored again as ``cell`` with ``adopted_from`` naming its source,
+    or None. The copy's configuration is ``cell``'s own, so later runs reuse it like any other."""
+    if spec.kind != "ranking" or not cell.model:
+        return None
+    config = cell_config(spec, cell, precision)
+    wanted = _json_roundtrip(_same_computation(config))
+    for other in SPECS.values():
+        if other.id == spec.id or other.kind != "ranking":
+            continue
+        for variant in dict.fromkeys(row.variant for row in other.rows if row.model == cell.model):
+            source = replace(cell, table=other.id, variant=variant)
+            try:
+                stored = load_cell(source.path(root))
+            except CellError:
+                continue
+            if stored is None or stored["cell"] != _json_roundtrip(asdict(source)):
+                continue
+            if _same_computation(stored["provenance"]["config"]) != wanted:
+                continue
+            prov = stored["provenance"] | {"config": config, "adopted_from": asdict(source)}
+            save_cell(root, cell, stored["result"], _json_roundtrip(prov))
+            notes.append(f"{cell.describe()}: the same computation as {source.describe()}; stored from it")
+            return load_cell(cell.path(root))
+    return None
 
 
 def cell_summaries(spec: TableSpec, root: Path, cells: Iterable[Cell]) -> list[dict[str, Any]]:

@@ -182,6 +182,32 @@ def tiny_synthetic(tmp_path: Path) -> Path:
     return toml
 
 
+def test_a_cell_of_another_table_that_is_the_same_computation_is_adopted(tmp_path, capsys, tiny_synthetic):
+    """Table 5's "GAMER + 4x aug." is Table 2's GAMER (SID) and Table 8's GAMER rows are Table 5's: stored
+    once, each later table adopts them (with ``adopted_from``) instead of training them again; Table 5's
+    GAMER without augmentation, a different configuration, is trained."""
+    results = tmp_path / "results"
+    common = ("--models", "gamer_sid", "--dataset", str(tiny_synthetic), "--results-dir", str(results), "--quiet")
+    code, out, err = cli(capsys, "run", "--table", "2", *common)
+    assert code == 0 and "1 cell(s) computed, 0 reused" in out, err
+    code, out, err = cli(capsys, "run", "--table", "5", *common)
+    assert code == 0 and "1 cell(s) computed, 1 reused" in out, err
+    assert "gamer_sid@aug4 / smoke / seed 0: the same computation as table-2 / " in out + err
+    code, out, err = cli(capsys, "run", "--table", "8", *common)
+    assert code == 0 and "0 cell(s) computed, 2 reused" in out, err
+    cells = results / "cells"
+    table2 = json.loads(next((cells / "table-2").rglob("*.json")).read_text())
+    table5 = {p.parent.name: json.loads(p.read_text()) for p in (cells / "table-5").rglob("smoke-seed0.json")}
+    table8 = {p.parent.name: json.loads(p.read_text()) for p in (cells / "table-8").rglob("smoke-seed0.json")}
+    assert table5["gamer_sid@aug4"]["result"] == table2["result"]
+    assert table5["gamer_sid@aug4"]["provenance"]["adopted_from"]["table"] == "table-2"
+    assert "adopted_from" not in table5["gamer_sid@aug0"]["provenance"]
+    assert table8["gamer_sid@aug0"]["result"] == table5["gamer_sid@aug0"]["result"]
+    assert table8["gamer_sid@aug0"]["provenance"]["config"]["table"] == "table-8"
+    code, out, err = cli(capsys, "run", "--table", "8", *common)  # adopted cells are reused like any other
+    assert code == 0 and "0 cell(s) computed, 2 reused" in out and "the same computation" not in out + err
+
+
 def test_generative_rows_run_end_to_end_with_variants_and_perturbations(tmp_path, capsys, tiny_synthetic):
     """Table 5's augmentation variants and Table 7's test-time dropout, smoke profile, tiny synthetic data."""
     results = str(tmp_path / "results")
