@@ -10,6 +10,7 @@ dense peak at that precision, e.g. 989 for an H100 or H200 in bf16), beside the 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -164,45 +165,72 @@ def training_rate(model: GenerativeDecoder, batch, repeat: int, device: str = "c
 GPU_MFU = 0.35  # the GPU projection's utilisation: the paper-scale path's goal (OneRec reports 23.7 %)
 
 
-def paper_epoch_tokens(dataset: str) -> tuple[int, int]:
-    """Training sequences and their tokens in one paper-profile GAMER epoch on ``dataset``: its training
-    split augmented 4x and cut to 100 interactions, as `GenerativeRecommender.fit` builds them."""
+@dataclass(frozen=True)
+class PaperEpoch:
+    """One paper-profile GAMER epoch on a dataset: what it trains on and the vocabulary it trains with."""
+
+    sequences: int
+    tokens: int
+    n_behaviors: int
+    codebook_sizes: tuple[int, ...]
+
+    @property
+    def vocab_size(self) -> int:
+        return 1 + self.n_behaviors + sum(self.codebook_sizes)
+
+
+def paper_epoch(dataset: str) -> PaperEpoch:
+    """The training sequences of one paper-profile GAMER epoch on ``dataset`` (its training split augmented
+    4x and cut to 100 interactions, as `GenerativeRecommender.fit` builds them), their tokens (a behavior
+    token and one per ID level each) and the item IDs' codebooks: the dataset's released SIDs, else the
+    RQ-VAE's size rule (`gamer.tokenizers.rqvae_codebook_size`, without training it)."""
     from baselines import registry
     from benchmark.runner import load_dataset
     from gamer.augmentation import augment
     from gamer.sequences import training_sequences
+    from gamer.tokenizers import given_semantic_ids, rqvae_codebook_size
     from protocols.splits import SessionSplit
 
     hp = registry.get("gamer_sid").hyperparameters("paper")
     train = SessionSplit.from_interactions(load_dataset(dataset)).train
+    if train.schema.item_semantic_ids is not None:
+        sizes = tuple(given_semantic_ids(train.schema).codebook_sizes)
+    else:
+        tok = hp["tokenizer"]
+        size = rqvae_codebook_size(
+            train.n_items, tok["rqvae_levels"], minimum=tok["rqvae_codebook_min"], maximum=tok["rqvae_codebook_max"]
+        )
+        sizes = (size,) * tok["rqvae_levels"]
     augmented, _, _ = augment(train, hp["augment_times"], grid=hp.get("augment_grid", "paper"), seed=0)
-    sequences = training_sequences(augmented, hp["max_history"])
-    interactions = np.diff(sequences.offsets)
-    return len(interactions), int(interactions.sum()) * (1 + LEVELS)  # a behavior token and L ID tokens each
+    interactions = np.diff(training_sequences(augmented, hp["max_history"]).offsets)
+    tokens = int(interactions.sum()) * (1 + len(sizes))
+    return PaperEpoch(len(interactions), tokens, len(train.schema.behaviors), sizes)
 
 
 def epoch_projection(
     dataset: str, rate: float, recomputed_rate: float, model: GenerativeDecoder, peak_tflops: float, device: str
 ) -> list[list[str]]:
-    """Rows projecting a paper epoch on ``dataset``: here, at the rate a paper micro-batch trains at on this
-    device (recomputed where it would not fit, `gamer.training.needs_recompute`), and on a GPU of
-    ``peak_tflops`` at `GPU_MFU`, from the model's FLOPs per token at 505 tokens of context."""
+    """Rows projecting a paper epoch on ``dataset``, from ``model``'s measured training rates (tokens/s):
+    here, at the model FLOP/s a paper micro-batch reaches on this device (recomputed where it would not
+    fit, `gamer.training.needs_recompute`), and on a GPU of ``peak_tflops`` at `GPU_MFU`. The epoch's
+    FLOPs are those of GAMER at paper size with the dataset's own vocabulary, at 505 tokens of context."""
     from baselines import registry
     from gamer.training import activation_budget, resolve_device
 
-    sequences, tokens = paper_epoch_tokens(dataset)
+    epoch = paper_epoch(dataset)
     micro = int(registry.get("gamer_sid").hyperparameters("paper")["training"]["micro_batch"])
     recompute = model.activation_bytes(micro, 505, device) > activation_budget(resolve_device(device))
-    here = tokens / (recomputed_rate if recompute else rate)
-    flops = 3.0 * model.flops_per_token(505) * tokens
-    gpu = flops / (peak_tflops * 1e12 * GPU_MFU)
+    achieved = (recomputed_rate if recompute else rate) * 3.0 * model.flops_per_token(505)  # model FLOP/s here
+    sized = GenerativeDecoder(DecoderConfig.gamer(epoch.vocab_size, epoch.n_behaviors, len(epoch.codebook_sizes)))
+    flops = 3.0 * sized.flops_per_token(505) * epoch.tokens
+    here, gpu = flops / achieved, flops / (peak_tflops * 1e12 * GPU_MFU)
     how = f"micro-batches of {micro}" + (", recomputed (over a quarter of memory)" if recompute else "")
     return [
         [
             f"paper epoch of {dataset}",
             f"{here / 3600:,.1f} h here",
-            f"{sequences:,} sequences",
-            f"{tokens:,} tokens, {how}",
+            f"{epoch.sequences:,} sequences",
+            f"{epoch.tokens:,} tokens, vocabulary {epoch.vocab_size:,}, {how}",
         ],
         [
             f"paper epoch of {dataset}, projected GPU",

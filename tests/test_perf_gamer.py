@@ -10,29 +10,33 @@ from gamer.model import DecoderConfig, GenerativeDecoder
 
 
 @pytest.mark.parametrize("budget, rate_used", [(1 << 62, 1000.0), (0, 500.0)])
-def test_the_epoch_projection_divides_the_epoch_by_the_rate_a_paper_micro_batch_trains_at(
+def test_the_epoch_projection_divides_the_epochs_flops_by_what_a_paper_micro_batch_reaches(
     monkeypatch, budget, rate_used
 ):
-    """Here: tokens / the rate (the recomputed one where a paper micro-batch exceeds the budget); on a
-    GPU: 3 x forward FLOPs per token x tokens / (peak x 35 %)."""
-    monkeypatch.setattr(perf_gamer, "paper_epoch_tokens", lambda dataset: (10, 3_600_000))
+    """Here: the epoch's FLOPs (GAMER at paper size, the dataset's vocabulary) over the model FLOP/s the
+    measured rate reaches (the recomputed rate where a paper micro-batch exceeds the budget); on a GPU:
+    over the peak at 35 %."""
+    epoch = perf_gamer.PaperEpoch(10, 3_600_000, 3, (8, 4, 2, 100))
+    monkeypatch.setattr(perf_gamer, "paper_epoch", lambda dataset: epoch)
     monkeypatch.setattr(training, "activation_budget", lambda device: budget)
     model = GenerativeDecoder(DecoderConfig.gamer(64, 3, 4, d_model=16, n_layers=2, head_dim=8, d_ff=32))
     here, gpu = perf_gamer.epoch_projection("x.toml", 1000.0, 500.0, model, 100.0, "cpu")
-    assert here[1] == f"{3_600_000 / rate_used / 3600:,.1f} h here" and here[2] == "10 sequences"
+    sized = GenerativeDecoder(DecoderConfig.gamer(1 + 3 + 114, 3, 4))
+    flops = 3 * sized.flops_per_token(505) * 3_600_000
+    assert here[1] == f"{flops / (rate_used * 3 * model.flops_per_token(505)) / 3600:,.1f} h here"
+    assert here[2] == "10 sequences" and "vocabulary 118" in here[3]
     assert ("recomputed" in here[3]) == (budget == 0)
-    seconds = 3 * model.flops_per_token(505) * 3_600_000 / (100e12 * 0.35)
-    assert gpu[1] == f"{seconds / 60:,.1f} min"
+    assert gpu[1] == f"{flops / (100e12 * 0.35) / 60:,.1f} min"
 
 
-def test_paper_epoch_tokens_counts_augmented_sequences_of_five_tokens_per_interaction(tmp_path):
-    """On a tiny synthetic log: 4x augmentation gives up to five sequences per training user, each cut to
-    100 interactions of a behavior token and four ID tokens."""
+def test_a_paper_epoch_counts_augmented_sequences_of_a_behavior_and_four_id_tokens_per_interaction(tmp_path):
+    """On a tiny synthetic log with its released 4-level SIDs: 4x augmentation gives up to five sequences
+    per training user, each cut to 100 interactions."""
     toml = tmp_path / "tiny.toml"
     toml.write_text('name = "tiny"\nformat = "synthetic"\n[synthetic]\nn_users = 40\nn_items = 200\nseed = 5\n')
-    sequences, tokens = perf_gamer.paper_epoch_tokens(str(toml))
-    assert 40 <= sequences <= 5 * 40
-    assert tokens % 5 == 0 and 2 * 5 * sequences <= tokens <= 100 * 5 * sequences
+    epoch = perf_gamer.paper_epoch(str(toml))
+    assert 40 <= epoch.sequences <= 5 * 40 and len(epoch.codebook_sizes) == 4 and epoch.n_behaviors == 3
+    assert epoch.tokens % 5 == 0 and 2 * 5 * epoch.sequences <= epoch.tokens <= 100 * 5 * epoch.sequences
 
 
 def test_a_replayed_search_returns_what_the_model_search_returned():
