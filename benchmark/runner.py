@@ -460,8 +460,12 @@ def _compute_and_store(
     else:
         result = _ranking(spec, cell, timings, cell.path(root).with_suffix(""))
     timings["total_s"] = time.perf_counter() - start
+    if saver.resumed:  # its training went on from a killed run's checkpoint: the timings cover both parts
+        timings["before_resume_s"] = saver.earlier_s
+        for key in ("fit_s", "total_s"):
+            timings[key] = timings.get(key, 0.0) + saver.earlier_s
     prov = provenance(config, cell.seed, timings)
-    if saver.resumed:  # its training went on from a killed run's checkpoint (timings cover both parts)
+    if saver.resumed:
         prov["resumed_from_checkpoint"] = True
     if spec.has_models:
         prov["precision"] = precision

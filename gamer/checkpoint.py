@@ -46,6 +46,12 @@ class Checkpointing:
     resumed: bool = False  # whether training started from a checkpoint
     writes: int = 0
     last_write: float = field(default_factory=time.monotonic)
+    started: float = field(default_factory=time.monotonic)
+    earlier_s: float = 0.0  # seconds the cell ran before it was killed (from the checkpoint it resumed)
+
+    def spent_s(self) -> float:
+        """Seconds this cell has run, killed runs before this one included."""
+        return self.earlier_s + time.monotonic() - self.started
 
     def due(self) -> bool:
         """Whether ``minutes`` have passed since the last write (or since training started)."""
@@ -73,6 +79,7 @@ class Checkpointing:
         if not isinstance(state, dict) or state.get("key") != self.key:
             return None
         self.resumed = True
+        self.earlier_s = float(state.get("spent_s", 0.0))
         return state
 
     def save(self, state: dict[str, Any]) -> None:
@@ -81,7 +88,7 @@ class Checkpointing:
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         partial = self.path.with_name(f".tmp-{self.path.name}.{os.getpid()}")
-        torch.save(state | {"key": self.key}, partial)
+        torch.save(state | {"key": self.key, "spent_s": self.spent_s()}, partial)
         os.replace(partial, self.path)
         self.writes += 1
         self.last_write = time.monotonic()

@@ -113,6 +113,9 @@ def test_a_killed_training_cell_resumes_from_its_checkpoint_and_stores_the_unint
     resumed, whole = load_cell(cell.path(killed)), load_cell(cell.path(clean))
     assert resumed["provenance"].get("resumed_from_checkpoint") is True
     assert "resumed_from_checkpoint" not in whole["provenance"]
+    timings = resumed["provenance"]["timings"]  # the killed run's seconds count in the cell's time
+    assert timings["before_resume_s"] > 0 and timings["total_s"] > timings["before_resume_s"]
+    assert "before_resume_s" not in whole["provenance"]["timings"]
     assert resumed["result"]["evaluations"] == whole["result"]["evaluations"]
     assert not runner.checkpoint_path(cell, killed).exists()
     assert not list(killed.rglob("*.progress.json"))  # a stored cell leaves no progress file

@@ -179,9 +179,10 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_o
     assert path.exists() and saver.writes >= 2 and not saver.resumed
     told = json.loads(saver.progress_path.read_text())  # what `gamer-bench run` shows of a running cell
     assert (told["epoch"], told["epochs"]) == (2, 4) and told["best_epoch"] in (1, 2) and "loss" in told
+    spent = saver.spent_s()
     with checkpointing(path, key="cell", minutes=1e-9) as saver:
         resumed_model, resumed = _train_regression()
-    assert saver.resumed
+    assert saver.resumed and 0 < saver.earlier_s <= spent  # the killed run's seconds, up to its last write
     assert torch.equal(resumed_model.linear.weight, model.linear.weight)
     assert (resumed.best_epoch, resumed.epochs_run, resumed.stop_reason) == (
         result.best_epoch, result.epochs_run, result.stop_reason
