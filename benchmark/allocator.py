@@ -1,4 +1,7 @@
-"""Keep freed memory in the process instead of handing it back to the kernel after every step.
+"""Optionally keep freed memory in the process instead of handing it back to the kernel every step.
+
+Off unless ``GAMER_BENCH_KEEP_FREED_MEMORY=1``: it trades memory for system time, and memory is what
+the paper-size path runs out of first (numbers below).
 
 glibc serves allocations above its mmap threshold (128 KiB, rising to at most 32 MiB) with fresh
 mappings and unmaps them on free, and trims the heap whenever 128 KiB lie free at its top, so a
@@ -6,12 +9,18 @@ training step that builds and drops tensors of tens of MB (a paper-size micro-ba
 probabilities: 49 MB per layer for 8 sequences) faults every page in again on the next step.
 Allocations up to 256 MiB now come from the heap, which is trimmed only past 64 MiB free.
 
-Measured on this suite's 2-core CPU machine, two paper-size GAMER steps of 16 sequences with the
-paper's dropouts and activation recomputation (one thread): glibc's defaults spent 14.2 s in the
-kernel for 70.8 s in user space (8.3 M minor faults, 1.99 GB peak RSS); these settings 2.8 s for
-70.1 s (2.4 M, 2.13 GB). Keeping everything (no trim, a 1 GiB threshold) cut the kernel time to
-1.3 s but raised the peak to 3.34 GB, and a ShortVideoAD-size rehearsal's from 9.2 to 16.3 GB:
-fragmented heap memory is never returned. Results do not change, only where memory comes from.
+Measured on this suite's 2-core CPU machine, one thread, the same command with glibc's defaults and
+with these settings (system time / user time, peak RSS):
+
+- ``gamer-bench perf gamer --repeat 2 --epoch-of <ShortVideoAD-size TOML>``: 196.0 / 513.7 s (38 %)
+  -> 6.1 / 531.5 s (1 %); 6.75 -> 7.99 GB; GAMER with the paper's dropouts 348 -> 446 tokens/s.
+- ``gamer-bench perf baselines --repeat 2``: 43.0 / 105.6 s (41 %) -> 10.5 / 101.7 s (10 %);
+  5.85 -> 10.22 GB.
+- ``gamer-bench run --table 2 --models gamer_sid --profile paper --max-steps 2`` on a ShortVideoAD-size
+  TOML: 226.6 / 605.8 s (37 %) -> 28.9 / 616.2 s (5 %); 6.9 -> 15.4 GB.
+
+Fragmented heap memory is never returned; keeping everything (no trim, a 1 GiB threshold) raised the
+peaks further. Results do not change, only where memory comes from.
 """
 
 from __future__ import annotations
@@ -27,11 +36,15 @@ SETTINGS = {_M_MMAP_THRESHOLD: 256 << 20, _M_TRIM_THRESHOLD: 64 << 20}
 ENVIRONMENT = {"MALLOC_MMAP_THRESHOLD_": str(256 << 20), "MALLOC_TRIM_THRESHOLD_": str(64 << 20)}
 
 
+OPT_IN = "GAMER_BENCH_KEEP_FREED_MEMORY"
+
+
 def keep_freed_memory() -> bool:
-    """Apply `SETTINGS` to this process's glibc malloc and `ENVIRONMENT` to its children, leaving any
-    ``MALLOC_*`` variable the user set alone. Returns whether glibc took them (False elsewhere)."""
-    if any(name in os.environ for name in ENVIRONMENT):
-        return False  # the user tunes malloc themselves
+    """With ``GAMER_BENCH_KEEP_FREED_MEMORY=1``, apply `SETTINGS` to this process's glibc malloc and
+    `ENVIRONMENT` to its children, leaving any ``MALLOC_*`` variable the user set alone. Returns whether
+    glibc took them (False when not asked, and on other C libraries)."""
+    if os.environ.get(OPT_IN) != "1" or any(name in os.environ for name in ENVIRONMENT):
+        return False  # not asked, or the user tunes malloc themselves
     os.environ.update(ENVIRONMENT)
     name = ctypes.util.find_library("c")
     try:

@@ -1,4 +1,4 @@
-"""`benchmark.allocator`: glibc keeps freed memory for the next step; a user's own setting wins."""
+"""`benchmark.allocator`: on request, glibc keeps freed memory for the next step; a user's own setting wins."""
 
 from __future__ import annotations
 
@@ -9,9 +9,17 @@ import pytest
 from benchmark import allocator
 
 
+def test_glibc_is_left_as_it_is_unless_asked(monkeypatch):
+    for name in (*allocator.ENVIRONMENT, allocator.OPT_IN):
+        monkeypatch.delenv(name, raising=False)
+    assert allocator.keep_freed_memory() is False
+    assert not any(name in allocator.os.environ for name in allocator.ENVIRONMENT)
+
+
 def test_keep_freed_memory_tunes_this_process_and_its_children(monkeypatch):
     for name in allocator.ENVIRONMENT:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(allocator.OPT_IN, "1")
     took = allocator.keep_freed_memory()
     if platform.libc_ver()[0] == "glibc":
         assert took
@@ -22,6 +30,7 @@ def test_keep_freed_memory_tunes_this_process_and_its_children(monkeypatch):
 def test_a_users_malloc_setting_is_left_alone(monkeypatch):
     for name in allocator.ENVIRONMENT:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(allocator.OPT_IN, "1")
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "0")
     assert allocator.keep_freed_memory() is False
     assert allocator.os.environ["MALLOC_TRIM_THRESHOLD_"] == "0"
