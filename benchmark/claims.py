@@ -118,11 +118,11 @@ class Cells:
         number = table.split("-")[1]
         kind = "--figure" if table.startswith("figure") else "--table"
         rows = list(dict.fromkeys(rows))
-        every = {row.model: {r.key for r in SPECS[table].rows if r.model == row.model} for row in SPECS[table].rows}
+        variants: dict[str, set[str]] = defaultdict(set)  # model -> the table's row keys of it
+        for row in SPECS[table].rows:
+            variants[row.model].add(row.key)
         # A model all of whose variants are needed is named alone (it runs them all).
-        models = ",".join(
-            dict.fromkeys(r.split("@")[0] if every.get(r.split("@")[0], {r}) <= set(rows) else r for r in rows)
-        )
+        models = ",".join(dict.fromkeys(r.split("@")[0] if variants[r.split("@")[0]] <= set(rows) else r for r in rows))
         parts = [f"gamer-bench run {kind} {number}"]
         if SPECS[table].has_models:
             parts += [f"--models {models}", f"--profile {self.profile}"]

@@ -130,10 +130,7 @@ def search_share(model: GenerativeDecoder, prompts, trie, total: float, repeat: 
     """The share of a decode's ``total`` seconds spent outside the model (the replayed search's time)."""
     recording = RecordingDecoder(model, prompts)
     constrained_beam_search(recording, trie, num_beams=20, top_k=10)
-    replay = min(
-        _timed(lambda: constrained_beam_search(ReplayDecoder(recording.record), trie, num_beams=20, top_k=10), device)
-        for _ in range(repeat)
-    )
+    replay, _ = decoding_time(lambda *_: ReplayDecoder(recording.record), model, prompts, trie, repeat, device)
     return replay / total
 
 
@@ -215,11 +212,11 @@ def epoch_projection(
     fit, `gamer.training.needs_recompute`), and on a GPU of ``peak_tflops`` at `GPU_MFU`. The epoch's
     FLOPs are those of GAMER at paper size with the dataset's own vocabulary, at 505 tokens of context."""
     from baselines import registry
-    from gamer.training import activation_budget, resolve_device
+    from gamer.training import needs_recompute, resolve_device
 
     epoch = paper_epoch(dataset)
     micro = int(registry.get("gamer_sid").hyperparameters("paper")["training"]["micro_batch"])
-    recompute = model.activation_bytes(micro, 505, device) > activation_budget(resolve_device(device))
+    recompute = needs_recompute(model, (micro, 505), resolve_device(device))
     achieved = (recomputed_rate if recompute else rate) * 3.0 * model.flops_per_token(505)  # model FLOP/s here
     sized = GenerativeDecoder(DecoderConfig.gamer(epoch.vocab_size, epoch.n_behaviors, len(epoch.codebook_sizes)))
     flops = 3.0 * sized.flops_per_token(505) * epoch.tokens

@@ -708,11 +708,11 @@ def run(
         if options.precision not in (None, precision):
             notes.append(f"{spec.id}: {options.precision} runs on CUDA only; the cells run in {precision}")
         options = replace(options, precision=precision)
+    precision = options.precision or "fp32"
     current, older = code_version(), {}
     for cell in cells:
-        stored = None if force else _reusable(spec, cell, root, notes, options.precision or "fp32")
-        if stored is None and not force:
-            stored = _adopt(spec, cell, root, notes, options.precision or "fp32")
+        config = cell_config(spec, cell, precision)
+        stored = None if force else _reusable(cell, root, notes, config) or _adopt(spec, cell, root, notes, config)
         if stored is None:
             todo.append(cell)
             continue
@@ -748,7 +748,7 @@ def run(
                 finally:
                     results.close()  # on an interrupt: joblib aborts the run and kills its workers
         except KeyboardInterrupt as error:
-            stored = sum(_reusable(spec, cell, root, [], options.precision or "fp32") is not None for cell in cells)
+            stored = sum(_reusable(c, root, [], cell_config(spec, c, precision)) is not None for c in cells)
             name = "SIGTERM" if isinstance(error, Terminated) else "SIGINT"
             raise Interrupted(spec, name, stored, len(cells)) from None
     computed = [cell for cell in todo if not any(e.startswith(cell.describe() + ":") for e in failed)]
@@ -761,11 +761,10 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def _reusable(
-    spec: TableSpec, cell: Cell, root: Path, notes: list[str], precision: str = "fp32"
-) -> dict[str, Any] | None:
+def _reusable(cell: Cell, root: Path, notes: list[str], config: dict[str, Any]) -> dict[str, Any] | None:
     """The stored result of ``cell`` when it is well formed, is this cell's, and was computed with
-    today's configuration (dataset identity included), else None; a malformed one is named in ``notes``."""
+    today's configuration ``config`` (`cell_config`: dataset identity included), else None; a malformed
+    one is named in ``notes``."""
     try:
         stored = load_cell(cell.path(root))
     except CellError as error:
@@ -776,7 +775,7 @@ def _reusable(
     if stored["cell"] != _json_roundtrip(asdict(cell)):
         notes.append(f"recomputing {cell.path(root)}: it holds the result of another cell ({stored['cell']})")
         return None
-    return stored if stored["provenance"]["config"] == _json_roundtrip(cell_config(spec, cell, precision)) else None
+    return stored if stored["provenance"]["config"] == _json_roundtrip(config) else None
 
 
 def _same_computation(config: dict[str, Any]) -> dict[str, Any]:
@@ -784,14 +783,13 @@ def _same_computation(config: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in config.items() if key not in ("table", "variant")}
 
 
-def _adopt(spec: TableSpec, cell: Cell, root: Path, notes: list[str], precision: str) -> dict[str, Any] | None:
+def _adopt(spec: TableSpec, cell: Cell, root: Path, notes: list[str], config: dict[str, Any]) -> dict[str, Any] | None:
     """A stored cell of another ranking table that is the same computation as ``cell`` (the same model,
     hyperparameters, dataset identity, evaluations, profile, seed and precision; Table 5's "GAMER + 4x
     aug." is Table 2's GAMER (SID)), stored again as ``cell`` with ``adopted_from`` naming its source,
-    or None. The copy's configuration is ``cell``'s own, so later runs reuse it like any other."""
+    or None. The copy's configuration is ``cell``'s own (``config``), so later runs reuse it like any other."""
     if spec.kind != "ranking" or not cell.model:
         return None
-    config = cell_config(spec, cell, precision)
     wanted = _json_roundtrip(_same_computation(config))
     for other in SPECS.values():
         if other.id == spec.id or other.kind != "ranking":
@@ -806,10 +804,10 @@ def _adopt(spec: TableSpec, cell: Cell, root: Path, notes: list[str], precision:
                 continue
             if _same_computation(stored["provenance"]["config"]) != wanted:
                 continue
-            prov = stored["provenance"] | {"config": config, "adopted_from": asdict(source)}
-            save_cell(root, cell, stored["result"], _json_roundtrip(prov))
+            prov = _json_roundtrip(stored["provenance"] | {"config": config, "adopted_from": asdict(source)})
+            save_cell(root, cell, stored["result"], prov)
             notes.append(f"{cell.describe()}: the same computation as {source.describe()}; stored from it")
-            return load_cell(cell.path(root))
+            return stored | {"cell": _json_roundtrip(asdict(cell)), "provenance": prov}
     return None
 
 

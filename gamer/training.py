@@ -172,12 +172,16 @@ def activation_budget(device: torch.device) -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
 
 
-def needs_recompute(model: torch.nn.Module, batch: TokenBatch, device: torch.device) -> bool:
-    """Whether ``batch`` should train under activation recomputation: a paper-size micro-batch of 128
-    sequences of 505 tokens keeps ~0.4 GB per sequence on the CPU with the paper's attention dropout
-    (measured), 52 GB in all. Models without an ``activation_bytes`` estimate never recompute."""
+def needs_recompute(
+    model: torch.nn.Module, shape: tuple[int, int], device: torch.device, budget: int | None = None
+) -> bool:
+    """Whether a micro-batch of ``shape`` (sequences, tokens) should train under activation recomputation
+    against ``budget`` bytes (default `activation_budget`): a paper-size micro-batch of 128 sequences of
+    505 tokens keeps ~0.4 GB per sequence on the CPU with the paper's attention dropout (measured), 52 GB
+    in all. Models without an ``activation_bytes`` estimate never recompute."""
     estimate = getattr(model, "activation_bytes", None)
-    return estimate is not None and estimate(*batch.tokens.shape, device) > activation_budget(device)
+    budget = activation_budget(device) if budget is None else budget
+    return estimate is not None and estimate(*shape, device) > budget
 
 
 def rank_and_world() -> tuple[int, int]:
@@ -292,6 +296,9 @@ def train_decoder(
             "elapsed": time.perf_counter() - start,
         }  # fmt: skip
 
+    # Activation recomputation is chosen per micro-batch (`needs_recompute`) for models that can do it.
+    resolved = resolve_device(device)
+    budget = activation_budget(resolved) if hasattr(model, "recompute") else None
     start = time.perf_counter() - elapsed
     epoch = first_epoch - 1
     for epoch in range(first_epoch, epochs + 1):
@@ -311,8 +318,8 @@ def train_decoder(
             n_targets = sum(b.n_targets for b in batches)
             optimizer.zero_grad(set_to_none=True)
             for i, batch in enumerate(batches):
-                if hasattr(model, "recompute"):
-                    model.recompute = needs_recompute(model, batch, resolve_device(device))
+                if budget is not None:
+                    model.recompute = needs_recompute(model, tuple(batch.tokens.shape), resolved, budget)
                 # Sum over micro-batches, divided once by the step's token count: the mean of the full batch.
                 sync = world == 1 or i == len(batches) - 1
                 context = trained.no_sync() if not sync else contextlib.nullcontext()
