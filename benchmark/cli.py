@@ -126,7 +126,12 @@ def _run_tables(args: argparse.Namespace, root: Path) -> int:
                 force=args.force,
                 progress=not args.quiet,
                 backend=args.backend,
-                options=runner.CellOptions(args.checkpoint_minutes, args.keep_checkpoints, args.precision),
+                options=runner.CellOptions(
+                    args.checkpoint_minutes,
+                    args.keep_checkpoints,
+                    args.precision,
+                    args.tensorboard and args.tensorboard.resolve(),
+                ),
             )
         except runner.Interrupted as stop:
             print(f"gamer-bench: {stop}; resume with: {resume_command(args.argv)}", file=sys.stderr)
@@ -321,6 +326,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--keep-checkpoints", action="store_true", help="keep a cell's checkpoint after the cell is stored"
+    )
+    run.add_argument(
+        "--tensorboard",
+        type=Path,
+        metavar="DIR",
+        help="each training cell writes its per-epoch scalars (train loss, validation criterion, best, seconds) "
+        "as TensorBoard events under DIR/<table>/<dataset>/<row>/<profile>-seed<S>",
     )
     run.add_argument(
         "--max-steps",

@@ -32,6 +32,7 @@ from benchmark.tables import SPECS, Evaluation, Row, TableSpec
 from gamer.checkpoint import DEFAULT_MINUTES, Checkpointing, checkpointing, progress_path
 from gamer.precision import effective as effective_precision
 from gamer.precision import precision_context
+from gamer.scalars import tensorboard
 from protocols import metrics
 from protocols.catalog import resolve
 from protocols.interactions import Interactions
@@ -380,11 +381,18 @@ class CellOptions:
     """How cells run. Training checkpoints (`gamer.checkpoint`): every ``checkpoint_minutes`` and at each
     epoch end, beside the cell (``<profile>-seed<S>.ckpt``), deleted once the cell is stored unless
     ``keep_checkpoints``. ``precision`` (`gamer.precision`): fp32 or bf16, None = the device's default
-    (bf16 on CUDA, fp32 on the CPU); `run` resolves it before the cells start."""
+    (bf16 on CUDA, fp32 on the CPU); `run` resolves it before the cells start. ``tensorboard``: a folder
+    where each training cell writes its per-epoch scalars (`gamer.scalars`), in a subfolder per cell."""
 
     checkpoint_minutes: float = DEFAULT_MINUTES
     keep_checkpoints: bool = False
     precision: str | None = None
+    tensorboard: Path | None = None
+
+
+def tensorboard_folder(cell: Cell, folder: Path) -> Path:
+    """Where ``cell`` writes its TensorBoard events: ``<folder>/<table>/<dataset>/<row>/<profile>-seed<S>``."""
+    return folder / cell.path(Path()).relative_to("cells").with_suffix("")
 
 
 def checkpoint_path(cell: Cell, root: Path) -> Path:
@@ -402,7 +410,8 @@ def run_cell(spec: TableSpec, cell: Cell, root: Path, options: CellOptions = Cel
     key = json.dumps({"config": config, "code_version": code_version()}, sort_keys=True, default=str)
     path = checkpoint_path(cell, root)
     numerics = precision_context(precision) if spec.has_models else nullcontext()
-    with checkpointing(path, key, options.checkpoint_minutes) as saver, numerics:
+    events = tensorboard_folder(cell, options.tensorboard) if options.tensorboard and spec.has_models else None
+    with checkpointing(path, key, options.checkpoint_minutes) as saver, numerics, tensorboard(events):
         notes = _compute_and_store(spec, cell, root, config, saver, precision)
     saver.progress_path.unlink(missing_ok=True)
     if not options.keep_checkpoints:

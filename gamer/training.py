@@ -30,7 +30,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from gamer import checkpoint
+from gamer import checkpoint, scalars
 from gamer.sequences import TokenBatch
 
 
@@ -127,16 +127,22 @@ def report_epoch(
     seconds: float,
     per_epoch: float,
 ) -> None:
-    """The per-epoch line (`gamer-bench run` shows it with one job) and the running cell's progress
-    file (shown on the bar with several). ``criterion`` = (name, this epoch's value, best value, best
-    epoch); ``seconds`` is the time the line shows. The ETA is the time to the earliest stop:
-    ``patience`` epochs after the best one (or the cap), at ``per_epoch`` seconds an epoch."""
+    """The per-epoch line (`gamer-bench run` shows it with one job), the running cell's progress
+    file (shown on the bar with several) and, with ``--tensorboard``, its TensorBoard scalars.
+    ``criterion`` = (name, this epoch's value, best value, best epoch); ``seconds`` is the time the line
+    shows. The ETA is the time to the earliest stop: ``patience`` epochs after the best one (or the
+    cap), at ``per_epoch`` seconds an epoch."""
     name, value, best, best_epoch = criterion
     left = max(0, min(best_epoch + patience, epochs) - epoch)
     progress.info(
         "epoch %d/%d: train loss %.4f, validation %s %.4f (best %.4f at epoch %d), %.0f s; "
         "stops in >= %.1f min unless it improves",
         *(epoch, epochs, train_loss, name, value, best, best_epoch, seconds, left * per_epoch / 60),
+    )
+    scalars.add_epoch(
+        epoch,
+        {"train/loss": train_loss, f"validation/{name}": value, f"validation/best {name}": best}
+        | {"time/seconds": seconds},
     )
     saver = checkpoint.active()
     if saver is not None:

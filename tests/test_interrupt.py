@@ -134,3 +134,46 @@ def test_the_bar_names_the_epoch_each_running_cell_has_reached(tmp_path):
         path.write_text(json.dumps({"epoch": epoch, "epochs": 200, "best_epoch": epoch - 1, "N@10": 0.1}))
     line = runner._RunningCells(None, cells, tmp_path).line()
     assert line == "sasrec s0 e12/200 best 11; gamer_sid s0 e3/200 best 2"  # gru4rec has not started
+
+
+def epoch_scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
+    """(step, value) per tag from the TensorBoard event files under ``folder``, as TensorBoard shows them."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def test_tensorboard_shows_each_epoch_of_a_cell_once_even_when_it_resumed(tmp_path, monkeypatch):
+    """`run --tensorboard DIR`: a cell's event file holds its stored per-epoch record (train loss and
+    validation criterion at step = epoch); a cell killed in epoch 3 and resumed shows epochs 1, 2, ...
+    once each, with the uninterrupted run's values."""
+    from helpers import kill_in_epoch
+
+    from baselines import registry
+    from benchmark import runner
+    from benchmark.store import Cell, load_cell
+    from benchmark.tables import SPECS
+
+    toml = tmp_path / "tiny.toml"
+    toml.write_text('name = "tiny"\nformat = "synthetic"\n[synthetic]\nn_users = 60\nn_items = 300\nseed = 5\n')
+    spec, cell = SPECS["table-2"], Cell("table-2", str(toml), "sasrec", "smoke", 0)
+    kwargs = {"datasets": [str(toml)], "models": ["sasrec"], "progress": False}
+    clean_events, resumed_events = tmp_path / "tb-clean", tmp_path / "tb-resumed"
+    runner.run(spec, tmp_path / "clean", **kwargs, options=runner.CellOptions(tensorboard=clean_events))
+    with monkeypatch.context() as patch:
+        kill_in_epoch(patch, registry.get("sasrec").factory_class(), 3)
+        with pytest.raises(runner.Interrupted):
+            runner.run(spec, tmp_path / "killed", **kwargs, options=runner.CellOptions(tensorboard=resumed_events))
+    runner.run(spec, tmp_path / "killed", **kwargs, options=runner.CellOptions(tensorboard=resumed_events))
+
+    epochs = load_cell(cell.path(tmp_path / "clean"))["result"]["model"]["training"]["history"]
+    clean = epoch_scalars(runner.tensorboard_folder(cell, clean_events))  # float32 values
+    for tag, key in (("train/loss", "train_loss"), ("validation/N@10", "N@10")):
+        assert [step for step, _ in clean[tag]] == [e["epoch"] for e in epochs]
+        assert [value for _, value in clean[tag]] == pytest.approx([e[key] for e in epochs], rel=1e-6)
+    assert {"validation/best N@10", "time/seconds"} <= clean.keys()
+    resumed = epoch_scalars(runner.tensorboard_folder(cell, resumed_events))
+    assert [step for step, _ in resumed["train/loss"]] == [e["epoch"] for e in epochs]
+    assert resumed["validation/N@10"] == clean["validation/N@10"]
