@@ -314,6 +314,58 @@ def attend_dense(q: Tensor, k: Tensor, v: Tensor, allowed: Tensor, dropout_p: fl
     return out.transpose(1, 2).flatten(2)
 
 
+@dataclass(frozen=True)
+class SharedPrompt:
+    """One attention layer's past keys and values for rows that continue shared prompts (the beams of
+    a beam search): each prompt's ``k, v [P, H_kv, S_p, hd]`` kept once, and each of the ``P * n``
+    rows' own later ones ``[P * n, H_kv, s, hd]``. Row r continues prompt r // n."""
+
+    prompt: KV
+    own: KV
+
+    def rows(self, fn: Callable[[Tensor], Tensor]) -> SharedPrompt:
+        """``fn`` applied to the rows' own keys and values (the prompt's stay as they are)."""
+        return SharedPrompt(self.prompt, (fn(self.own[0]), fn(self.own[1])))
+
+    def expanded(self) -> KV:
+        """Every row's keys and values in full, ``[P * n, H_kv, S_p + s, hd]``."""
+        n = self.own[0].size(0) // self.prompt[0].size(0)
+        return tuple(torch.cat((p.repeat_interleave(n, 0), o), 2) for p, o in zip(self.prompt, self.own, strict=True))
+
+
+KV = tuple[Tensor, Tensor]
+Past = KV | SharedPrompt  # one attention layer's cached keys and values
+
+
+def attend_after_prompt(q: Tensor, past: SharedPrompt, allowed: Tensor, dropout_p: float) -> Tensor:
+    """`attend_dense` for rows that continue shared prompts, without copying a prompt's keys per row.
+
+    ``q [P * n, H, T, hd]``, ``past`` (this step's keys and values appended to the rows' own),
+    ``allowed [P * n, T, S_p + s]`` -> ``[P * n, T, H * hd]``. The n rows of a prompt score its keys in
+    one matmul (their queries side by side), their own keys apart; one softmax runs over both parts.
+    Beam search decodes this way: the prompt's keys are read once per prompt, never repeated per beam
+    (`KVCache.repeat_interleave`), and a beam's reorder moves only the few keys it generated.
+    """
+    (k_p, v_p), (k_o, v_o) = past.prompt, past.own
+    b, h, t, hd = q.shape
+    p, h_kv, s_p, _ = k_p.shape
+    n, rows = b // p, h // h_kv * t  # rows per prompt; query rows per key/value head (group-major)
+    q = q.reshape(b, h_kv, rows, hd)  # query row g * T + i of key/value head j is head j * groups + g
+    by_prompt = q.view(p, n, h_kv, rows, hd).transpose(1, 2).reshape(p, h_kv, n * rows, hd)
+    scores_p = (
+        (by_prompt @ k_p.transpose(-1, -2)).view(p, h_kv, n, rows, s_p).transpose(1, 2).reshape(b, h_kv, rows, s_p)
+    )
+    scores = torch.cat((scores_p, q @ k_o.transpose(-1, -2)), -1) * hd**-0.5
+    has_key = allowed.any(-1, keepdim=True)  # [B, T, 1]
+    mask = (allowed | ~has_key).repeat(1, h // h_kv, 1)[:, None]  # [B, 1, rows, S]
+    scores = scores.to(torch.promote_types(scores.dtype, torch.float32)).masked_fill(~mask, float("-inf"))
+    probs = F.dropout(scores.softmax(-1), dropout_p).to(v_o.dtype)
+    probs_p = probs[..., :s_p].reshape(p, n, h_kv, rows, s_p).transpose(1, 2).reshape(p, h_kv, n * rows, s_p)
+    out_p = (probs_p @ v_p).view(p, h_kv, n, rows, hd).transpose(1, 2).reshape(b, h_kv, rows, hd)
+    out = (out_p + probs[..., s_p:] @ v_o).reshape(b, h, t, hd).masked_fill(~has_key[:, None], 0.0)
+    return out.transpose(1, 2).flatten(2)
+
+
 class QwenAttention(nn.Module):
     """Qwen3's attention machinery: grouped-query heads, no biases, per-head RMSNorm on q and k before
     RoPE. `SelfAttention` and `CrossLevelBehaviorAttention` each own one set of these weights."""
@@ -338,16 +390,19 @@ class QwenAttention(nn.Module):
         cos: Tensor,
         sin: Tensor,
         allowed: Tensor,
-        past: tuple[Tensor, Tensor] | None,
-    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        past: Past | None,
+    ) -> tuple[Tensor, Past]:
         """Projected ``q [B, T, H * hd]``, ``k, v [B, T, H_kv * hd]`` -> ``[B, T, H * hd]``, (k, v) with the past."""
         b, t, _ = q.shape
         q = apply_rotary(self.q_norm(q.view(b, t, self.n_heads, self.head_dim)).transpose(1, 2), cos, sin)
         k = apply_rotary(self.k_norm(k.view(b, t, self.n_kv_heads, self.head_dim)).transpose(1, 2), cos, sin)
         v = v.view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        dropout_p = self.attention_dropout if self.training else 0.0
+        if isinstance(past, SharedPrompt):
+            present = SharedPrompt(past.prompt, (torch.cat((past.own[0], k), 2), torch.cat((past.own[1], v), 2)))
+            return attend_after_prompt(q, present, allowed, dropout_p), present
         if past is not None:
             k, v = torch.cat((past[0], k), 2), torch.cat((past[1], v), 2)
-        dropout_p = self.attention_dropout if self.training else 0.0
         return attend(q, k, v, allowed, dropout_p, self.recompute and torch.is_grad_enabled()), (k, v)
 
 
@@ -355,8 +410,8 @@ class SelfAttention(QwenAttention):
     """Qwen3 causal self-attention (Eq. 1; Eq. 9 under the session-wise mask)."""
 
     def forward(
-        self, x: Tensor, cos: Tensor, sin: Tensor, allowed: Tensor, past: tuple[Tensor, Tensor] | None = None
-    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        self, x: Tensor, cos: Tensor, sin: Tensor, allowed: Tensor, past: Past | None = None
+    ) -> tuple[Tensor, Past]:
         """``x [B, T, D]`` (normed), ``allowed [B, T, S]`` over the cached keys then these T
         -> ``[B, T, D]`` and this layer's keys/values ``[B, H_kv, S, hd]`` for the cache."""
         attended, present = self._attend(self.q_proj(x), self.k_proj(x), self.v_proj(x), cos, sin, allowed, past)
@@ -386,8 +441,8 @@ class CrossLevelBehaviorAttention(QwenAttention):
         cos: Tensor,
         sin: Tensor,
         allowed: Tensor,
-        past: tuple[Tensor, Tensor] | None = None,
-    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        past: Past | None = None,
+    ) -> tuple[Tensor, Past]:
         """``x [B, T, D]`` (the RMS-normed sub-layer input), ``levels [B, T]`` (-1 for pad),
         ``allowed [B, T, S]`` from `cross_level_mask` -> ``[B, T, D]`` and (k, v) for the cache."""
         # Eq. 2 adds the embeddings to Q, K, V; like the authors we add them to the projections before
@@ -489,9 +544,6 @@ class SequenceContext:
     routing: ExpertRouting | None  # None without MoE blocks
 
 
-KV = tuple[Tensor, Tensor]
-
-
 class DecoderBlock(nn.Module):
     """Pre-norm block: self-attention, then (cross layers only) the cross-level behavior layer, then
     the MLP or MoE, each added to the residual stream after dropout (reference §5.3)."""
@@ -514,8 +566,8 @@ class DecoderBlock(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(
-        self, h: Tensor, context: SequenceContext, past_self: KV | None, past_cross: KV | None
-    ) -> tuple[Tensor, KV, KV | None]:
+        self, h: Tensor, context: SequenceContext, past_self: Past | None, past_cross: Past | None
+    ) -> tuple[Tensor, Past, Past | None]:
         """``h [B, T, D] -> [B, T, D]``, with this block's self and cross keys/values for the cache."""
         attended, present_self = self._self_branch(h, context, past_self)
         h = h + attended
@@ -540,13 +592,13 @@ class DecoderBlock(nn.Module):
         return h + again(lambda x: self._mlp_branch(x, context), h)
 
     # The three residual branches, each ending in the residual dropout (reference §5.3).
-    def _self_branch(self, h: Tensor, context: SequenceContext, past: KV | None) -> tuple[Tensor, KV]:
+    def _self_branch(self, h: Tensor, context: SequenceContext, past: Past | None) -> tuple[Tensor, Past]:
         attended, present = self.self_attention(
             self.attention_norm(h), context.cos, context.sin, context.self_allowed, past
         )
         return self.dropout(attended), present
 
-    def _cross_branch(self, h: Tensor, context: SequenceContext, past: KV | None) -> tuple[Tensor, KV]:
+    def _cross_branch(self, h: Tensor, context: SequenceContext, past: Past | None) -> tuple[Tensor, Past]:
         crossed, present = self.cross_level_behavior_attention(
             self.cross_norm(h), context.levels, context.cos, context.sin, context.cross_allowed, past
         )
@@ -563,11 +615,13 @@ class KVCache:
 
     New tokens attend over these keys and themselves under the same mask rules as a full forward, so
     cached decoding gives the logits of recomputing the whole sequence. Immutable: `forward` returns
-    an extended copy, and beam search reorders with `reorder` / `repeat_interleave`.
+    an extended copy, and beam search reorders with `reorder` / `repeat_interleave`. After
+    `repeat_interleave` the keys and values so far stay one copy per prompt, shared by its rows
+    (`SharedPrompt`); only the per-key facts are repeated.
     """
 
-    self_kv: tuple[KV, ...]  # per block: k, v [B, n_kv_heads, S, head_dim]
-    cross_kv: tuple[KV | None, ...]  # per block; None where the block has no cross-level layer
+    self_kv: tuple[Past, ...]  # per block: k, v [B, n_kv_heads, S, head_dim], or a SharedPrompt
+    cross_kv: tuple[Past | None, ...]  # per block; None where the block has no cross-level layer
     keys: TokenMeta  # [B, S]
 
     @property
@@ -579,20 +633,52 @@ class KVCache:
     def batch_size(self) -> int:
         return self.keys.levels.size(0)
 
-    def _map(self, fn: Callable[[Tensor], Tensor]) -> KVCache:
+    @property
+    def rows_per_prompt(self) -> int:
+        """How many rows share each prompt's keys and values (1 before `repeat_interleave`)."""
+        first = self.self_kv[0]
+        return first.own[0].size(0) // first.prompt[0].size(0) if isinstance(first, SharedPrompt) else 1
+
+    def _map(self, kv: Callable[[Past], Past], keys: Callable[[Tensor], Tensor]) -> KVCache:
         return KVCache(
-            tuple((fn(k), fn(v)) for k, v in self.self_kv),
-            tuple(None if kv is None else (fn(kv[0]), fn(kv[1])) for kv in self.cross_kv),
-            self.keys._map(fn),
+            tuple(kv(x) for x in self.self_kv),
+            tuple(None if x is None else kv(x) for x in self.cross_kv),
+            self.keys._map(keys),
         )
 
+    def _rows(self, fn: Callable[[Tensor], Tensor]) -> KVCache:
+        """``fn`` applied to every row's own tensors (a shared prompt's keys and values stay as they are)."""
+        return self._map(lambda x: x.rows(fn) if isinstance(x, SharedPrompt) else (fn(x[0]), fn(x[1])), fn)
+
+    def expanded(self) -> KVCache:
+        """The same cache with every row holding its keys and values in full (no `SharedPrompt`)."""
+        return self._map(lambda x: x.expanded() if isinstance(x, SharedPrompt) else x, lambda x: x)
+
     def reorder(self, index: Tensor) -> KVCache:
-        """Rows ``index`` of the batch (``index [B']`` long), e.g. the parents of the surviving beams."""
-        return self._map(lambda x: x.index_select(0, index))
+        """Rows ``index`` of the batch (``index [B']`` long), e.g. the parents of the surviving beams.
+        Beam search's reorders keep each row among its prompt's rows and move only the keys the rows
+        generated; any other reorder first gives every row its prompt's keys in full."""
+        n = self.rows_per_prompt
+        group = torch.arange(self.batch_size, device=index.device) // n
+        if n > 1 and not (index.shape == group.shape and torch.equal(index // n, group)):
+            return self.expanded().reorder(index)
+        return self._rows(lambda x: x.index_select(0, index))
 
     def repeat_interleave(self, n: int) -> KVCache:
-        """Each row repeated ``n`` times in place (row b becomes rows b*n .. b*n + n - 1): one per beam."""
-        return self._map(lambda x: x.repeat_interleave(n, 0))
+        """Each row repeated ``n`` times in place (row b becomes rows b*n .. b*n + n - 1): one per beam.
+        The keys and values so far are not copied: the n rows share them (`SharedPrompt`)."""
+        cache = self.expanded()
+
+        def share(kv: Past) -> SharedPrompt:
+            k, v = kv
+            none = k.new_empty(k.size(0) * n, k.size(1), 0, k.size(3))
+            return SharedPrompt((k, v), (none, v.new_empty(none.shape)))
+
+        return KVCache(
+            tuple(share(x) for x in cache.self_kv),
+            tuple(None if x is None else share(x) for x in cache.cross_kv),
+            cache.keys.repeat_interleave(n),
+        )
 
 
 class GenerativeDecoder(nn.Module):

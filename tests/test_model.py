@@ -547,6 +547,29 @@ def test_cache_reorder_and_repeat_interleave_follow_beams() -> None:
         model(**steps[0], cache=beams)
 
 
+@pytest.mark.parametrize("heads", [{}, {"n_heads": 4, "n_kv_heads": 2, "head_dim": 8}])
+def test_beams_share_their_prompt_keys_and_decode_as_the_full_forward(heads: dict) -> None:
+    """Beam search's cache: after `repeat_interleave` every layer keeps one copy of each prompt's keys
+    (`SharedPrompt`), reorders within a prompt's beams keep it shared, and beams that decoded different
+    codes, reordered between steps, get the full forward's logits of the sequences they hold."""
+    model = tiny_model("gamer_every_block", session_wise=True, **heads)
+    full = batch(decode_rows(True)[0], pad="left")
+    prompt, steps = split_steps(full, 3)
+    _, cache = model(**prompt, use_cache=True)
+    beams = cache.repeat_interleave(3)
+    assert all(kv.prompt[0].size(0) == 2 and kv.own[0].size(2) == 0 for kv in beams.self_kv + beams.cross_kv if kv)
+    rows = {k: v.repeat_interleave(3, 0) for k, v in full.items()}  # what each beam holds, as it decodes
+    for j, order in enumerate((torch.arange(6), torch.tensor([2, 0, 0, 4, 5, 3]))):
+        beams, rows = beams.reorder(order), {k: v[order] for k, v in rows.items()}
+        assert beams.rows_per_prompt == 3  # still shared: the reorder stayed within each prompt's beams
+        codes = (rows["tokens"][:, -3 + j] - 1 - N_BEHAVIORS + torch.arange(6)) % CODES
+        rows["tokens"][:, -3 + j] = 1 + N_BEHAVIORS + j * CODES + codes  # beam b decodes its own code
+        logits, beams = model(**{k: v[:, -3 + j : -2 + j] for k, v in rows.items()}, cache=beams)
+        expected = logits_of(model, rows)[:, -3 + j : -2 + j]  # causal: later tokens do not matter
+        torch.testing.assert_close(logits, expected, rtol=0, atol=1e-10)
+    assert beams.self_kv[0].own[0].size(2) == 2  # the rows' own keys: the two tokens they decoded
+
+
 # ---- training ---------------------------------------------------------------------------------------------
 
 
