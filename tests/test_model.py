@@ -21,6 +21,7 @@ import gamer.model as model_module
 from gamer.model import (
     CrossLevelBehaviorAttention,
     DecoderConfig,
+    DroppedAttention,
     GenerativeDecoder,
     KVCache,
     PositionBehaviorMoE,
@@ -28,6 +29,7 @@ from gamer.model import (
     SelfAttention,
     TokenMeta,
     cross_level_mask,
+    keep_mask,
     next_token_loss,
     rotary_cos_sin,
     self_attention_mask,
@@ -592,6 +594,38 @@ def test_determinism_under_manual_seed() -> None:
     torch.manual_seed(0)
     model = GenerativeDecoder(tiny_config("gamer", dropout=0.2, attention_dropout=0.2)).eval()
     assert not torch.allclose(logits_of(model, inputs), first)  # dropout was active in train mode
+
+
+def test_keep_mask_drops_at_the_rate_asked_and_its_scale_is_exact() -> None:
+    torch.manual_seed(0)
+    keep, scale = keep_mask(torch.Size([64, 6, 101, 103]), 0.2, torch.device("cpu"))  # not a multiple of 4
+    assert keep.dtype == torch.bool and keep.shape == (64, 6, 101, 103)
+    assert abs(keep.double().mean().item() - 0.8) < 1e-3  # 4 M draws: the standard error is 2e-4
+    assert scale == 65536 / (65536 - 13107)  # 1 / P(keep), P(drop) = 13107 / 2^16 = 0.2 - 3e-6
+    by_column = keep.double().mean((0, 1, 2))  # every position of the 16-bit chunks drops alike
+    assert by_column.min() > 0.75 and by_column.max() < 0.85
+    assert keep_mask(torch.Size([5]), 0.0, torch.device("cpu"))[0].all()
+
+
+def test_cpu_attention_dropout_gives_the_gradients_of_its_mask() -> None:
+    """`DroppedAttention` (the CPU's attention with dropout) equals softmax attention whose probabilities
+    are multiplied by its keep mask, in value and in every input's gradient (float64)."""
+    torch.manual_seed(3)
+    q, k, v = (torch.randn(2, 3, 5, 8, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    mask = torch.rand(2, 1, 5, 5) < 0.7
+    mask[..., 0] = True  # no empty row, as `attend_dense` guarantees
+    d_out = torch.randn(2, 3, 5, 8, dtype=torch.float64)
+    torch.manual_seed(9)
+    out = DroppedAttention.apply(q, k, v, mask, 0.3)
+    grads = torch.autograd.grad(out, (q, k, v), d_out)
+    torch.manual_seed(9)
+    keep, scale = keep_mask(torch.Size([2, 3, 5, 5]), 0.3, torch.device("cpu"))
+    assert 0 < keep.sum() < keep.numel()
+    scores = (q @ k.transpose(-1, -2) / 8**0.5).masked_fill(~mask, float("-inf"))
+    expected = (scores.softmax(-1) * keep * scale) @ v
+    torch.testing.assert_close(out, expected, **TIGHT)
+    for got, want in zip(grads, torch.autograd.grad(expected, (q, k, v), d_out), strict=True):
+        torch.testing.assert_close(got, want, **TIGHT)
 
 
 def test_loss_decreases_when_memorising_a_tiny_batch() -> None:
