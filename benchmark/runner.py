@@ -788,18 +788,37 @@ def _reusable(cell: Cell, root: Path, notes: list[str], config: dict[str, Any]) 
 
 
 def _same_computation(config: dict[str, Any]) -> dict[str, Any]:
-    """A cell's configuration without what only names it (its table, its variant's label)."""
-    return {key: value for key, value in config.items() if key not in ("table", "variant")}
+    """A cell's configuration without what only names it (its table, its variant's label) and without
+    its evaluations, which `_adopt` compares apart."""
+    return {key: value for key, value in config.items() if key not in ("table", "variant", "evaluations")}
+
+
+def _evaluations_only(result: dict[str, Any], keys: list[str], name: str) -> dict[str, Any]:
+    """A ranking cell's result restricted to the evaluations ``keys`` (the first gives its headline
+    metrics), its notes to theirs. Each evaluation ranks its own queries with the trained model and
+    nothing else, so this is what a cell evaluating only ``keys`` computes."""
+    others = [key for key in result["evaluations"] if key not in keys]
+    notes = [note for note in result["notes"] if not note.startswith(tuple(f"{name}: {key}: " for key in others))]
+    first = result["evaluations"][keys[0]]
+    evaluations = {key: result["evaluations"][key] for key in keys}
+    return result | {
+        "metrics": first["metrics"],
+        "queries": first["queries"],
+        "evaluations": evaluations,
+        "notes": notes,
+    }
 
 
 def _adopt(spec: TableSpec, cell: Cell, root: Path, notes: list[str], config: dict[str, Any]) -> dict[str, Any] | None:
     """A stored cell of another ranking table that is the same computation as ``cell`` (the same model,
-    hyperparameters, dataset identity, evaluations, profile, seed and precision; Table 5's "GAMER + 4x
-    aug." is Table 2's GAMER (SID)), stored again as ``cell`` with ``adopted_from`` naming its source,
-    or None. The copy's configuration is ``cell``'s own (``config``), so later runs reuse it like any other."""
+    hyperparameters, dataset identity, profile, seed and precision, and every evaluation ``cell`` asks
+    for; Table 5's "GAMER + 4x aug." is Table 2's GAMER (SID), and Table 2's TIGER_MB is Table 7's clean
+    evaluation), stored again as ``cell`` with ``adopted_from`` naming its source, or None. The copy's
+    configuration is ``cell``'s own (``config``), so later runs reuse it like any other."""
     if spec.kind != "ranking" or not cell.model:
         return None
     wanted = _json_roundtrip(_same_computation(config))
+    evaluations = list(config["evaluations"])
     for other in SPECS.values():
         if other.id == spec.id or other.kind != "ranking":
             continue
@@ -811,12 +830,14 @@ def _adopt(spec: TableSpec, cell: Cell, root: Path, notes: list[str], config: di
                 continue
             if stored is None or stored["cell"] != _json_roundtrip(asdict(source)):
                 continue
-            if _same_computation(stored["provenance"]["config"]) != wanted:
+            theirs = stored["provenance"]["config"]
+            if _same_computation(theirs) != wanted or not set(evaluations) <= set(theirs["evaluations"]):
                 continue
+            result = _json_roundtrip(_evaluations_only(stored["result"], evaluations, stored["result"]["dataset_name"]))
             prov = _json_roundtrip(stored["provenance"] | {"config": config, "adopted_from": asdict(source)})
-            save_cell(root, cell, stored["result"], prov)
+            save_cell(root, cell, result, prov)
             notes.append(f"{cell.describe()}: the same computation as {source.describe()}; stored from it")
-            return stored | {"cell": _json_roundtrip(asdict(cell)), "provenance": prov}
+            return stored | {"result": result, "cell": _json_roundtrip(asdict(cell)), "provenance": prov}
     return None
 
 

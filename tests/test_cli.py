@@ -208,6 +208,33 @@ def test_a_cell_of_another_table_that_is_the_same_computation_is_adopted(tmp_pat
     assert code == 0 and "0 cell(s) computed, 2 reused" in out and "the same computation" not in out + err
 
 
+def test_a_cell_is_adopted_from_one_that_evaluated_more(tmp_path, capsys, tiny_synthetic):
+    """Table 7 trains TIGER_MB once and evaluates it clean and under six perturbations; Table 2's TIGER_MB
+    is its clean evaluation, stored from it, and equals what Table 2 computes by itself. The other way
+    round (Table 7 from Table 2) there is nothing to adopt: the perturbed evaluations are missing."""
+    common = ("--models", "tiger_mb", "--dataset", str(tiny_synthetic), "--quiet")
+    adopted, alone = str(tmp_path / "adopted"), str(tmp_path / "alone")
+    assert cli(capsys, "run", "--table", "7", *common, "--results-dir", adopted)[0] == 0
+    code, out, err = cli(capsys, "run", "--table", "2", *common, "--results-dir", adopted)
+    assert code == 0 and "0 cell(s) computed, 1 reused" in out and "the same computation as table-7" in out + err
+    code, out, err = cli(capsys, "run", "--table", "2", *common, "--results-dir", alone)
+    assert code == 0 and "1 cell(s) computed" in out, err
+    stored = {
+        root: json.loads(next(Path(root, "cells", "table-2").rglob("*.json")).read_text()) for root in (adopted, alone)
+    }
+    adopted_result, alone_result = stored[adopted]["result"], stored[alone]["result"]
+    for key in ("evaluations", "metrics", "queries", "notes", "filter"):
+        assert adopted_result[key] == alone_result[key], key
+    history = [
+        [epoch | {"seconds": 0} for epoch in r["model"]["training"]["history"]] for r in (adopted_result, alone_result)
+    ]
+    assert history[0] == history[1]  # the same training, epoch by epoch (but its wall times)
+    assert stored[adopted]["provenance"]["adopted_from"]["table"] == "table-7"
+    assert stored[adopted]["provenance"]["config"] == stored[alone]["provenance"]["config"]
+    code, out, err = cli(capsys, "run", "--table", "7", *common, "--results-dir", alone)
+    assert code == 0 and "1 cell(s) computed" in out and "the same computation" not in out + err
+
+
 def test_generative_rows_run_end_to_end_with_variants_and_perturbations(tmp_path, capsys, tiny_synthetic):
     """Table 5's augmentation variants and Table 7's test-time dropout, smoke profile, tiny synthetic data."""
     results = str(tmp_path / "results")
