@@ -7,6 +7,7 @@ Each cell loads its dataset itself, so cells are independent and can run in any 
 from __future__ import annotations
 
 import difflib
+import inspect
 import json
 import os
 import resource
@@ -364,16 +365,20 @@ def _training_cost(spec: TableSpec, cell: Cell, timings: dict[str, float]) -> di
     model.fit(split.train, split.queries("valid"))
     timings["fit_s"] = time.perf_counter() - start
     info = model.describe()
+    name = split.interactions.schema.name
+    return {"dataset_name": name, "row": training_row(info), "model": info, "notes": [f"{name}: {split.filter_report}"]}
+
+
+def training_row(info: dict[str, Any]) -> dict[str, Any]:
+    """Table 6's row from what a trained model describes of itself (`describe()`)."""
     training = info["training"]
-    row = {
+    return {
         "parameters": info["parameters"],
         "seconds per epoch": training["seconds"] / max(training["epochs_run"], 1),
         "epochs to best": training["best_epoch"],  # epochs are counted from 1 in the training log
         "epochs run": training["epochs_run"],
         "training s": training["seconds"],
     }
-    name = split.interactions.schema.name
-    return {"dataset_name": name, "row": row, "model": info, "notes": [f"{name}: {split.filter_report}"]}
 
 
 @dataclass(frozen=True)
@@ -787,10 +792,23 @@ def _reusable(cell: Cell, root: Path, notes: list[str], config: dict[str, Any]) 
     return stored if stored["provenance"]["config"] == _json_roundtrip(config) else None
 
 
-def _same_computation(config: dict[str, Any]) -> dict[str, Any]:
-    """A cell's configuration without what only names it (its table, its variant's label) and without
-    its evaluations, which `_adopt` compares apart."""
-    return {key: value for key, value in config.items() if key not in ("table", "variant", "evaluations")}
+# What only names a cell, or says what it computes once its model is trained.
+_AFTER_TRAINING = ("table", "variant", "kind", "evaluations", "ks", "protocol")
+
+
+def _training_identity(config: dict[str, Any]) -> dict[str, Any]:
+    """A model cell's configuration as far as its training goes: without what only names it (its table,
+    its variant's label) or says what it computes once trained (its kind, evaluations and cut-offs), and
+    with every constructor argument its row leaves to the default written out (Table 7's MBGen is Table
+    6's "MBGen" without augmentation: augment_times defaults to 0)."""
+    identity = {key: value for key, value in config.items() if key not in _AFTER_TRAINING}
+    signature = inspect.signature(registry.get(config["model"]).factory_class())
+    defaults = {
+        name: parameter.default
+        for name, parameter in signature.parameters.items()
+        if name != "seed" and parameter.default is not inspect.Parameter.empty
+    }
+    return _json_roundtrip(identity | {"hyperparameters": defaults | config["hyperparameters"]})
 
 
 def _evaluations_only(result: dict[str, Any], keys: list[str], name: str) -> dict[str, Any]:
@@ -810,15 +828,15 @@ def _evaluations_only(result: dict[str, Any], keys: list[str], name: str) -> dic
 
 
 def _adopt(spec: TableSpec, cell: Cell, root: Path, notes: list[str], config: dict[str, Any]) -> dict[str, Any] | None:
-    """A stored cell of another ranking table that is the same computation as ``cell`` (the same model,
-    hyperparameters, dataset identity, profile, seed and precision, and every evaluation ``cell`` asks
-    for; Table 5's "GAMER + 4x aug." is Table 2's GAMER (SID), and Table 2's TIGER_MB is Table 7's clean
-    evaluation), stored again as ``cell`` with ``adopted_from`` naming its source, or None. The copy's
-    configuration is ``cell``'s own (``config``), so later runs reuse it like any other."""
-    if spec.kind != "ranking" or not cell.model:
+    """A stored ranking cell of another table whose model trained as ``cell``'s would (`_training_identity`:
+    the same model, hyperparameters, dataset identity, profile, seed and precision), stored again as
+    ``cell`` with ``adopted_from`` naming its source, or None. A ranking cell takes it when it evaluated
+    every evaluation ``cell`` asks for (Table 5's "GAMER + 4x aug." is Table 2's GAMER (SID), and Table
+    2's TIGER_MB is Table 7's clean evaluation); a training-cost cell (Table 6) takes its training record.
+    The copy's configuration is ``cell``'s own (``config``), so later runs reuse it like any other."""
+    if spec.kind not in ("ranking", "training-cost") or not cell.model:
         return None
-    wanted = _json_roundtrip(_same_computation(config))
-    evaluations = list(config["evaluations"])
+    wanted = _training_identity(config)
     for other in SPECS.values():
         if other.id == spec.id or other.kind != "ranking":
             continue
@@ -831,12 +849,22 @@ def _adopt(spec: TableSpec, cell: Cell, root: Path, notes: list[str], config: di
             if stored is None or stored["cell"] != _json_roundtrip(asdict(source)):
                 continue
             theirs = stored["provenance"]["config"]
-            if _same_computation(theirs) != wanted or not set(evaluations) <= set(theirs["evaluations"]):
+            if _training_identity(theirs) != wanted:
                 continue
-            result = _json_roundtrip(_evaluations_only(stored["result"], evaluations, stored["result"]["dataset_name"]))
+            if spec.kind == "training-cost":
+                found = stored["result"]
+                result = {"dataset_name": found["dataset_name"], "row": training_row(found["model"])}
+                result |= {"model": found["model"], "notes": found["notes"][:1]}  # the filter's note
+            elif any(theirs[key] != config[key] for key in ("ks", "protocol")):
+                continue
+            elif set(config["evaluations"]) <= set(theirs["evaluations"]):
+                result = _evaluations_only(stored["result"], config["evaluations"], stored["result"]["dataset_name"])
+            else:
+                continue
+            result = _json_roundtrip(result)
             prov = _json_roundtrip(stored["provenance"] | {"config": config, "adopted_from": asdict(source)})
             save_cell(root, cell, result, prov)
-            notes.append(f"{cell.describe()}: the same computation as {source.describe()}; stored from it")
+            notes.append(f"{cell.describe()}: the same training as {source.describe()}; stored from it")
             return stored | {"result": result, "cell": _json_roundtrip(asdict(cell)), "provenance": prov}
     return None
 

@@ -108,9 +108,18 @@ def provenance(config: dict[str, Any], seed: int, timings: dict[str, float]) -> 
         "seed": seed,
         "timings": {k: round(v, 4) for k, v in timings.items()},
         "packages": package_versions(),
-        "machine": {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count()},
+        "machine": {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count()} | _load(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _load() -> dict[str, list[float]]:
+    """The machine's load averages over 1, 5 and 15 minutes when the cell is stored, where the system
+    keeps them: a cell's timings mean little without what else ran beside it."""
+    try:
+        return {"load_average": [round(x, 2) for x in os.getloadavg()]}
+    except (AttributeError, OSError):  # not on this platform
+        return {}
 
 
 def _file_mode() -> int:

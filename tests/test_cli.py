@@ -192,7 +192,7 @@ def test_a_cell_of_another_table_that_is_the_same_computation_is_adopted(tmp_pat
     assert code == 0 and "1 cell(s) computed, 0 reused" in out, err
     code, out, err = cli(capsys, "run", "--table", "5", *common)
     assert code == 0 and "1 cell(s) computed, 1 reused" in out, err
-    assert "gamer_sid@aug4 / smoke / seed 0: the same computation as table-2 / " in out + err
+    assert "gamer_sid@aug4 / smoke / seed 0: the same training as table-2 / " in out + err
     code, out, err = cli(capsys, "run", "--table", "8", *common)
     assert code == 0 and "0 cell(s) computed, 2 reused" in out, err
     cells = results / "cells"
@@ -205,7 +205,7 @@ def test_a_cell_of_another_table_that_is_the_same_computation_is_adopted(tmp_pat
     assert table8["gamer_sid@aug0"]["result"] == table5["gamer_sid@aug0"]["result"]
     assert table8["gamer_sid@aug0"]["provenance"]["config"]["table"] == "table-8"
     code, out, err = cli(capsys, "run", "--table", "8", *common)  # adopted cells are reused like any other
-    assert code == 0 and "0 cell(s) computed, 2 reused" in out and "the same computation" not in out + err
+    assert code == 0 and "0 cell(s) computed, 2 reused" in out and "the same training" not in out + err
 
 
 def test_a_cell_is_adopted_from_one_that_evaluated_more(tmp_path, capsys, tiny_synthetic):
@@ -216,7 +216,7 @@ def test_a_cell_is_adopted_from_one_that_evaluated_more(tmp_path, capsys, tiny_s
     adopted, alone = str(tmp_path / "adopted"), str(tmp_path / "alone")
     assert cli(capsys, "run", "--table", "7", *common, "--results-dir", adopted)[0] == 0
     code, out, err = cli(capsys, "run", "--table", "2", *common, "--results-dir", adopted)
-    assert code == 0 and "0 cell(s) computed, 1 reused" in out and "the same computation as table-7" in out + err
+    assert code == 0 and "0 cell(s) computed, 1 reused" in out and "the same training as table-7" in out + err
     code, out, err = cli(capsys, "run", "--table", "2", *common, "--results-dir", alone)
     assert code == 0 and "1 cell(s) computed" in out, err
     stored = {
@@ -232,7 +232,45 @@ def test_a_cell_is_adopted_from_one_that_evaluated_more(tmp_path, capsys, tiny_s
     assert stored[adopted]["provenance"]["adopted_from"]["table"] == "table-7"
     assert stored[adopted]["provenance"]["config"] == stored[alone]["provenance"]["config"]
     code, out, err = cli(capsys, "run", "--table", "7", *common, "--results-dir", alone)
-    assert code == 0 and "1 cell(s) computed" in out and "the same computation" not in out + err
+    assert code == 0 and "1 cell(s) computed" in out and "the same training" not in out + err
+
+
+def test_table_6_takes_the_training_record_of_a_ranking_cell_that_trained_the_same(tmp_path, capsys, tiny_synthetic):
+    """Table 6's "GAMER" (no augmentation) trains as Table 5's GAMER without augmentation: once Table 5
+    stored it, Table 6 stores its training record (parameters, epochs, seconds) instead of training again,
+    and everything but the seconds equals what Table 6 computes by itself."""
+    common = ("--models", "gamer_sid@aug0", "--dataset", str(tiny_synthetic), "--quiet")
+    adopted, alone = str(tmp_path / "adopted"), str(tmp_path / "alone")
+    assert cli(capsys, "run", "--table", "5", *common, "--results-dir", adopted)[0] == 0
+    code, out, err = cli(capsys, "run", "--table", "6", *common, "--results-dir", adopted)
+    assert code == 0 and "0 cell(s) computed, 1 reused" in out and "the same training as table-5" in out + err
+    assert cli(capsys, "run", "--table", "6", *common, "--results-dir", alone)[0] == 0
+    rows = {}
+    for root in (adopted, alone):
+        stored = json.loads(next(Path(root, "cells", "table-6").rglob("*.json")).read_text())
+        rows[root] = stored["result"]["row"]
+        assert stored["provenance"]["config"]["kind"] == "training-cost"
+    untimed = ("parameters", "epochs to best", "epochs run")
+    assert [rows[adopted][k] for k in untimed] == [rows[alone][k] for k in untimed]
+    assert rows[adopted]["epochs run"] == rows[alone]["epochs run"] > 0
+
+
+def test_training_identity_writes_out_the_defaults_a_row_leaves_implicit():
+    """MBGen's augment_times defaults to 0: Table 7's MBGen (no override) and Table 6's "MBGen" (augment_times
+    0) train alike; Table 6's "MBGen + 1x aug." does not, nor does another table's name change anything."""
+    from benchmark.runner import _training_identity, cell_config
+    from benchmark.store import Cell
+    from benchmark.tables import SPECS
+
+    def identity(table: str, variant: str = "") -> dict:
+        return _training_identity(cell_config(SPECS[table], Cell(table, "synthetic", "mbgen_sid", "cpu", 0, variant)))
+
+    assert (
+        "augment_times"
+        not in cell_config(SPECS["table-7"], Cell("table-7", "synthetic", "mbgen_sid", "cpu"))["hyperparameters"]
+    )
+    assert identity("table-7") == identity("table-6", "aug0") == identity("table-5", "aug0") == identity("table-2")
+    assert identity("table-6", "aug1") != identity("table-6", "aug0")
 
 
 def test_generative_rows_run_end_to_end_with_variants_and_perturbations(tmp_path, capsys, tiny_synthetic):
