@@ -386,6 +386,19 @@ KV = tuple[Tensor, Tensor]
 Past = KV | SharedPrompt  # one attention layer's cached keys and values
 
 
+def _by_prompt(x: Tensor, p: int) -> Tensor:
+    """``[P * n, H_kv, R, X] -> [P, H_kv, n * R, X]``: the rows of each prompt side by side."""
+    b, h_kv, r, d = x.shape
+    return x.view(p, b // p, h_kv, r, d).transpose(1, 2).reshape(p, h_kv, b // p * r, d)
+
+
+def _by_row(x: Tensor, b: int) -> Tensor:
+    """The inverse of `_by_prompt`: ``[P, H_kv, n * R, X] -> [P * n, H_kv, R, X]`` for ``b = P * n`` rows."""
+    p, h_kv, nr, d = x.shape
+    n = b // p
+    return x.view(p, h_kv, n, nr // n, d).transpose(1, 2).reshape(b, h_kv, nr // n, d)
+
+
 def attend_after_prompt(q: Tensor, past: SharedPrompt, allowed: Tensor, dropout_p: float) -> Tensor:
     """`attend_dense` for rows that continue shared prompts, without copying a prompt's keys per row.
 
@@ -397,22 +410,15 @@ def attend_after_prompt(q: Tensor, past: SharedPrompt, allowed: Tensor, dropout_
     """
     (k_p, v_p), (k_o, v_o) = past.prompt, past.own
     b, h, t, hd = q.shape
-    p, h_kv, s_p, _ = k_p.shape
-    n, rows = b // p, h // h_kv * t  # rows per prompt; query rows per key/value head (group-major)
-    q = q.reshape(b, h_kv, rows, hd)  # query row g * T + i of key/value head j is head j * groups + g
-    by_prompt = q.view(p, n, h_kv, rows, hd).transpose(1, 2).reshape(p, h_kv, n * rows, hd)
-    scores_p = (
-        (by_prompt @ k_p.transpose(-1, -2)).view(p, h_kv, n, rows, s_p).transpose(1, 2).reshape(b, h_kv, rows, s_p)
-    )
-    scores = torch.cat((scores_p, q @ k_o.transpose(-1, -2)), -1) * hd**-0.5
+    p, h_kv, s_p = k_p.shape[:3]
+    q = q.reshape(b, h_kv, h // h_kv * t, hd)  # query row g * T + i of key/value head j is head j * groups + g
+    scores = torch.cat((_by_row(_by_prompt(q, p) @ k_p.transpose(-1, -2), b), q @ k_o.transpose(-1, -2)), -1)
     has_key = allowed.any(-1, keepdim=True)  # [B, T, 1]
-    mask = (allowed | ~has_key).repeat(1, h // h_kv, 1)[:, None]  # [B, 1, rows, S]
-    scores = scores.to(torch.promote_types(scores.dtype, torch.float32)).masked_fill(~mask, float("-inf"))
+    mask = (allowed | ~has_key).repeat(1, h // h_kv, 1)[:, None]  # [B, 1, groups * T, S_p + s]
+    scores = (scores * hd**-0.5).to(torch.promote_types(scores.dtype, torch.float32)).masked_fill(~mask, -torch.inf)
     probs = F.dropout(scores.softmax(-1), dropout_p).to(v_o.dtype)
-    probs_p = probs[..., :s_p].reshape(p, n, h_kv, rows, s_p).transpose(1, 2).reshape(p, h_kv, n * rows, s_p)
-    out_p = (probs_p @ v_p).view(p, h_kv, n, rows, hd).transpose(1, 2).reshape(b, h_kv, rows, hd)
-    out = (out_p + probs[..., s_p:] @ v_o).reshape(b, h, t, hd).masked_fill(~has_key[:, None], 0.0)
-    return out.transpose(1, 2).flatten(2)
+    out = _by_row(_by_prompt(probs[..., :s_p], p) @ v_p, b) + probs[..., s_p:] @ v_o
+    return out.reshape(b, h, t, hd).masked_fill(~has_key[:, None], 0.0).transpose(1, 2).flatten(2)
 
 
 class QwenAttention(nn.Module):
