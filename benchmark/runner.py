@@ -407,21 +407,55 @@ def checkpoint_path(cell: Cell, root: Path) -> Path:
 def run_cell(spec: TableSpec, cell: Cell, root: Path, options: CellOptions = CellOptions()) -> list[str]:
     """Compute one cell, store it with its provenance, and return its notes (what filters removed).
 
-    Its training resumes from the cell's checkpoint when a killed run left one for the same
-    configuration and code version; the provenance says whether it did. A model cell runs in
+    Its training resumes from the cell's checkpoint when a killed run left one for the same training
+    (`_training_identity`) and code version, or from a checkpoint another table's cell kept
+    (``--keep-checkpoints``) for it: Table 7's GAMER then evaluates Table 2's trained GAMER instead
+    of training it again. The provenance says whether it did, and from which cell. A model cell runs in
     ``options.precision`` (fp32 when unresolved), recorded in its provenance."""
     precision = options.precision or "fp32"
     config = cell_config(spec, cell, precision)
-    key = json.dumps({"config": config, "code_version": code_version()}, sort_keys=True, default=str)
+    trains = spec.has_models and bool(cell.model)
+    what = {"training": _training_identity(config)} if trains else {"config": config}
+    key = json.dumps(what | {"code_version": code_version()}, sort_keys=True, default=str)
     path = checkpoint_path(cell, root)
+    lent = _borrow_checkpoint(spec, cell, root, key, path) if trains and not path.exists() else None
     numerics = precision_context(precision) if spec.has_models else nullcontext()
     events = tensorboard_folder(cell, options.tensorboard) if options.tensorboard and spec.has_models else None
     with checkpointing(path, key, options.checkpoint_minutes) as saver, numerics, tensorboard(events):
-        notes = _compute_and_store(spec, cell, root, config, saver, precision)
+        notes = _compute_and_store(spec, cell, root, config, saver, precision, lent)
+    if lent is not None:
+        notes = [f"{cell.describe()}: trained on from the checkpoint {lent.describe()} kept", *notes]
     saver.progress_path.unlink(missing_ok=True)
     if not options.keep_checkpoints:
         path.unlink(missing_ok=True)
     return notes
+
+
+def _borrow_checkpoint(spec: TableSpec, cell: Cell, root: Path, key: str, path: Path) -> Cell | None:
+    """Copy to ``path`` the checkpoint another table's cell of the same model left for the same training
+    (the same ``key``), and return that cell; None when there is none. Training resumed from a kept
+    final checkpoint redoes at most its last epoch, bit-exact on the CPU."""
+    import shutil
+
+    import torch
+
+    for other in SPECS.values():
+        if other.id == spec.id or not other.has_models:
+            continue
+        for variant in dict.fromkeys(row.variant for row in other.rows if row.model == cell.model):
+            source = replace(cell, table=other.id, variant=variant)
+            candidate = checkpoint_path(source, root)
+            if not candidate.exists():
+                continue
+            state = torch.load(candidate, map_location="cpu", weights_only=True, mmap=True)
+            if not isinstance(state, dict) or state.get("key") != key:
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(f".tmp-{path.name}.{os.getpid()}")
+            shutil.copyfile(candidate, partial)
+            os.replace(partial, path)
+            return source
+    return None
 
 
 class _RunningCells:
@@ -459,7 +493,13 @@ class _RunningCells:
 
 
 def _compute_and_store(
-    spec: TableSpec, cell: Cell, root: Path, config: dict[str, Any], saver: Checkpointing, precision: str
+    spec: TableSpec,
+    cell: Cell,
+    root: Path,
+    config: dict[str, Any],
+    saver: Checkpointing,
+    precision: str,
+    lent: Cell | None = None,
 ) -> list[str]:
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -481,6 +521,8 @@ def _compute_and_store(
     prov = provenance(config, cell.seed, timings)
     if saver.resumed:
         prov["resumed_from_checkpoint"] = True
+        if lent is not None:  # the training was another table's cell's, kept with --keep-checkpoints
+            prov["checkpoint_from"] = asdict(lent)
     if spec.has_models:
         prov["precision"] = precision
     if result.get("model", {}).get("tokenizer"):

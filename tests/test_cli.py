@@ -273,6 +273,31 @@ def test_training_identity_writes_out_the_defaults_a_row_leaves_implicit():
     assert identity("table-6", "aug1") != identity("table-6", "aug0")
 
 
+def test_a_kept_checkpoint_trains_the_same_model_for_another_table(tmp_path, capsys, tiny_synthetic):
+    """Table 2's GAMER run with --keep-checkpoints leaves its training's checkpoint; Table 7's GAMER trains
+    alike, so it goes on from it (redoing at most the last epoch) instead of training from scratch: its
+    clean evaluation and training record are Table 2's, its provenance names the checkpoint's cell.
+    Table 5's GAMER without augmentation trains otherwise and does not take it."""
+    results = str(tmp_path / "results")
+    common = ("--dataset", str(tiny_synthetic), "--results-dir", results, "--quiet")
+    assert cli(capsys, "run", "--table", "2", "--models", "gamer_sid", "--keep-checkpoints", *common)[0] == 0
+    code, out, err = cli(capsys, "run", "--table", "7", "--models", "gamer_sid", *common)
+    assert code == 0 and "1 cell(s) computed" in out and "from the checkpoint table-2 / " in out + err, err
+    code, out, err = cli(capsys, "run", "--table", "5", "--models", "gamer_sid@aug0", *common)
+    assert code == 0 and "from the checkpoint" not in out + err
+    cells = Path(results, "cells")
+    table2, table7, table5 = (
+        json.loads(next((cells / table).rglob("*seed0.json")).read_text())
+        for table in ("table-2", "table-7", "table-5")
+    )
+    assert table7["provenance"]["checkpoint_from"]["table"] == "table-2"
+    assert "checkpoint_from" not in table5["provenance"]
+    assert table7["result"]["evaluations"]["target-behavior"] == table2["result"]["evaluations"]["target-behavior"]
+    history = [[e | {"seconds": 0} for e in t["result"]["model"]["training"]["history"]] for t in (table2, table7)]
+    assert history[0] == history[1]
+    assert not list((cells / "table-7").rglob("*.ckpt"))  # not kept unless asked
+
+
 def test_generative_rows_run_end_to_end_with_variants_and_perturbations(tmp_path, capsys, tiny_synthetic):
     """Table 5's augmentation variants and Table 7's test-time dropout, smoke profile, tiny synthetic data."""
     results = str(tmp_path / "results")
