@@ -208,7 +208,8 @@ def _ranking_documents(spec: TableSpec, cells: list[dict]) -> list[Document]:
             protocol,
             f"Profile: {profile}; seeds: {', '.join(map(str, sorted(seeds))) or '-'}",
         ] + _training_legend(profile, rows)
-        header += _cid_fallbacks(by_profile[profile]) + code_versions_line(by_profile[profile])
+        header += _cid_fallbacks(by_profile[profile]) + trained_elsewhere_line(by_profile[profile])
+        header += code_versions_line(by_profile[profile])
         if any("vs_paper" in row for row in rows):
             header.append(DELTA_LEGEND)
         if marked:
@@ -325,7 +326,7 @@ def _training_cost_documents(spec: TableSpec, cells: list[dict]) -> list[Documen
             f"Profile: {profile}; cells run one at a time on one machine; training s includes each epoch's validation",
             training_time_ratio(rows),
         ] + _training_legend(profile, rows)
-        header += code_versions_line(group)
+        header += trained_elsewhere_line(group) + code_versions_line(group)
         if any("vs_paper" in row for row in rows):
             header.append("Δ vs paper = (ours - paper) / paper, for #Parameters and epochs to best")
         documents.append(Document(spec, profile, rows, header))
@@ -390,6 +391,22 @@ def check_one_dataset_per_name(spec: TableSpec, cells: list[dict]) -> None:
             f"{spec.id}: the data of {name!r} ({where[0]}) changed between its stored cells ({cells_text}); "
             "`gamer-bench run` recomputes the stale ones"
         )
+
+
+def trained_elsewhere_line(cells: list[dict]) -> list[str]:
+    """A header line naming the cells whose model was trained for another table's cell: stored from it
+    (``adopted_from``) or trained on from its kept checkpoint (``checkpoint_from``)."""
+
+    def row_key(cell: dict) -> str:
+        return cell["model"] + (f"@{cell['variant']}" if cell.get("variant") else "")
+
+    found = []
+    for cell in cells:
+        for key, how in (("adopted_from", "stored from"), ("checkpoint_from", "trained on from the checkpoint of")):
+            source = cell["provenance"].get(key)
+            if source:
+                found.append(f"{row_key(cell['cell'])} ({how} {source['table']} {row_key(source)})")
+    return [f"Trained for another table: {'; '.join(sorted(found))}"] if found else []
 
 
 def code_versions_line(cells: list[dict]) -> list[str]:

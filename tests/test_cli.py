@@ -252,6 +252,9 @@ def test_table_6_takes_the_training_record_of_a_ranking_cell_that_trained_the_sa
         assert stored["provenance"]["config"]["kind"] == "training-cost"
     untimed = ("parameters", "epochs to best", "epochs run")
     assert [rows[adopted][k] for k in untimed] == [rows[alone][k] for k in untimed]
+    report = cli(capsys, "report", "--table", "6", "--results-dir", adopted)[1]
+    assert "Trained for another table: gamer\\_sid@aug0 (stored from table-5 gamer\\_sid@aug0)" in report
+    assert "Trained for another table" not in cli(capsys, "report", "--table", "6", "--results-dir", alone)[1]
     assert rows[adopted]["epochs run"] == rows[alone]["epochs run"] > 0
 
 
