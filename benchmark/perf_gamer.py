@@ -90,6 +90,15 @@ class UncachedStepDecoder(ModelStepDecoder):
         return self.model(*self.columns, last_only=True)[0][:, -1]
 
 
+class CopiedCacheDecoder(ModelStepDecoder):
+    """The same decoding with every beam holding its prompt's keys and values in full (the cache before
+    beams shared them: `gamer.model.SharedPrompt`), for the before/after ratio."""
+
+    def expand(self, n: int) -> None:
+        super().expand(n)
+        self.cache = self.cache.expanded()
+
+
 class ReplayDecoder:
     """Replays the logits a `ModelStepDecoder` gave, so a timed search costs everything but the model:
     the trie constraint, the log-softmax, the top-k sort and the beam bookkeeping."""
@@ -329,6 +338,7 @@ def main(
     with torch.no_grad(), precision_context(precision):
         cached, (items_cached, _) = decoding_time(ModelStepDecoder, model, prompts, trie, repeat, device)
         uncached, (items_uncached, _) = decoding_time(UncachedStepDecoder, model, prompts, trie, 1, device)
+        copied, (items_copied, _) = decoding_time(CopiedCacheDecoder, model, prompts, trie, repeat, device)
         outside = search_share(model, prompts, trie, cached, repeat, device)
     rows.append(
         [
@@ -336,6 +346,14 @@ def main(
             f"{users / cached:,.1f} users/s",
             f"{uncached / cached:.2f}x faster than no cache",
             f"{users} prompts of 501 tokens, {n_items} items; same items: {torch.equal(items_cached, items_uncached)}",
+        ]
+    )
+    rows.append(
+        [
+            "beam search, prompt keys copied per beam",
+            f"{users / copied:,.1f} users/s",
+            f"{copied / cached:.2f}x slower than shared",
+            f"the cache before beams shared their prompt's keys; same items: {torch.equal(items_cached, items_copied)}",
         ]
     )
     flops = decode_flops(model, users, history * (1 + LEVELS) + 1, 20)

@@ -6,7 +6,7 @@ import pytest
 
 from benchmark import perf_gamer
 from gamer import training
-from gamer.model import DecoderConfig, GenerativeDecoder
+from gamer.model import DecoderConfig, GenerativeDecoder, SharedPrompt
 
 
 @pytest.mark.parametrize("budget, rate_used", [(1 << 62, 1000.0), (0, 500.0)])
@@ -62,6 +62,13 @@ def test_a_replayed_search_returns_what_the_model_search_returned():
         replayed = constrained_beam_search(perf_gamer.ReplayDecoder(recording.record), trie, num_beams=20, top_k=10)
     assert len(recording.record) == 4  # prefill and three steps
     assert torch.equal(replayed[0], items) and torch.equal(replayed[1], scores)
+    # The before/after row: beams holding copies of their prompt's keys find the same items.
+    with torch.no_grad():
+        copied = perf_gamer.CopiedCacheDecoder(model, prompts)
+        copied_items, copied_scores = constrained_beam_search(copied, trie, num_beams=20, top_k=10)
+    assert not any(isinstance(kv, SharedPrompt) for kv in copied.cache.self_kv)
+    assert torch.equal(copied_items, items)
+    torch.testing.assert_close(copied_scores, scores, rtol=0, atol=1e-5)
 
 
 def test_decode_flops_are_the_causal_prefill_and_one_token_per_beam_after():
