@@ -28,7 +28,16 @@ from joblib import Parallel, delayed, parallel_config
 from tqdm import tqdm
 
 from baselines import registry
-from benchmark.store import Cell, CellError, code_version, load_cell, provenance, save_cell, training_record
+from benchmark.store import (
+    Cell,
+    CellError,
+    code_version,
+    load_cell,
+    provenance,
+    save_cell,
+    training_code_version,
+    training_record,
+)
 from benchmark.tables import SPECS, Evaluation, Row, TableSpec
 from gamer.checkpoint import DEFAULT_MINUTES, Checkpointing, checkpointing, progress_path
 from gamer.precision import effective as effective_precision
@@ -408,15 +417,18 @@ def run_cell(spec: TableSpec, cell: Cell, root: Path, options: CellOptions = Cel
     """Compute one cell, store it with its provenance, and return its notes (what filters removed).
 
     Its training resumes from the cell's checkpoint when a killed run left one for the same training
-    (`_training_identity`) and code version, or from a checkpoint another table's cell kept
+    (`_training_identity`) and training code (`training_code_version`), or from one another table's cell kept
     (``--keep-checkpoints``) for it: Table 7's GAMER then evaluates Table 2's trained GAMER instead
     of training it again. The provenance says whether it did, and from which cell. A model cell runs in
     ``options.precision`` (fp32 when unresolved), recorded in its provenance."""
     precision = options.precision or "fp32"
     config = cell_config(spec, cell, precision)
     trains = spec.has_models and bool(cell.model)
-    what = {"training": _training_identity(config)} if trains else {"config": config}
-    key = json.dumps(what | {"code_version": code_version()}, sort_keys=True, default=str)
+    if trains:  # resumable under any commit that leaves the training code as it was
+        what = {"training": _training_identity(config), "training_code": training_code_version()}
+    else:
+        what = {"config": config, "code_version": code_version()}
+    key = json.dumps(what, sort_keys=True, default=str)
     path = checkpoint_path(cell, root)
     lent = _borrow_checkpoint(spec, cell, root, key, path) if trains and not path.exists() else None
     numerics = precision_context(precision) if spec.has_models else nullcontext()

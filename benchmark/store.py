@@ -85,6 +85,27 @@ def code_version(root: Path = REPO_ROOT) -> str:
         return "unknown"
 
 
+# The packages whose source trains a model: what a training checkpoint must have been written under.
+TRAINING_CODE = ("protocols", "gamer", "baselines")
+
+
+def training_code_version(root: Path = REPO_ROOT) -> str:
+    """A hash of the source that trains models (``*.py`` and ``*.toml`` under `TRAINING_CODE`) and of the
+    numeric libraries' versions. A training checkpoint resumes under any code version that leaves this
+    unchanged, so a grid of hours goes on across commits that touch only the runner's reports, the CLI,
+    tests or documentation; a change to a model, a loss or the protocol starts its training afresh."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for package in TRAINING_CODE:
+        for path in sorted((root / package).rglob("*")):
+            if path.suffix in (".py", ".toml") and path.is_file():
+                digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    versions = package_versions()
+    digest.update(json.dumps({name: versions.get(name) for name in ("python", "torch", "numpy")}).encode())
+    return digest.hexdigest()[:16]
+
+
 def _git(root: Path, *args: str) -> str:
     return subprocess.run(
         ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10, check=True

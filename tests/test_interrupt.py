@@ -121,6 +121,33 @@ def test_a_killed_training_cell_resumes_from_its_checkpoint_and_stores_the_unint
     assert not list(killed.rglob("*.progress.json"))  # a stored cell leaves no progress file
 
 
+def test_a_checkpoint_survives_a_commit_outside_the_training_code_and_not_one_inside(tmp_path, monkeypatch):
+    """A grid runs for days across commits: a killed cell resumes under another code version whose
+    training code (`training_code_version`) is the same, and trains afresh when that changed."""
+    from helpers import kill_in_epoch
+
+    from baselines import registry
+    from benchmark import runner
+    from benchmark.store import Cell, load_cell, training_code_version
+    from benchmark.tables import SPECS
+
+    toml = tmp_path / "tiny.toml"
+    toml.write_text('name = "tiny"\nformat = "synthetic"\n[synthetic]\nn_users = 60\nn_items = 300\nseed = 5\n')
+    spec, kwargs = SPECS["table-2"], {"datasets": [str(toml)], "models": ["sasrec"], "progress": False}
+    cell = Cell("table-2", str(toml), "sasrec", "smoke", 0)
+    for changed, resumes in (("code_version", True), ("training_code_version", False)):
+        root = tmp_path / changed
+        with monkeypatch.context() as patch:
+            kill_in_epoch(patch, registry.get("sasrec").factory_class(), 3)
+            with pytest.raises(runner.Interrupted):
+                runner.run(spec, root, **kwargs)
+        with monkeypatch.context() as patch:
+            patch.setattr(runner, changed, lambda *_: "a later commit")
+            runner.run(spec, root, **kwargs)
+        assert load_cell(cell.path(root))["provenance"].get("resumed_from_checkpoint", False) is resumes, changed
+    assert training_code_version() == training_code_version() and len(training_code_version()) == 16
+
+
 def test_the_bar_names_the_epoch_each_running_cell_has_reached(tmp_path):
     import json
 
