@@ -447,6 +447,7 @@ def _borrow_checkpoint(spec: TableSpec, cell: Cell, root: Path, key: str, path: 
     """Copy to ``path`` the checkpoint another table's cell of the same model left for the same training
     (the same ``key``), and return that cell; None when there is none. Training resumed from a kept
     final checkpoint redoes at most its last epoch, bit-exact on the CPU."""
+    import pickle
     import shutil
 
     import torch
@@ -459,7 +460,10 @@ def _borrow_checkpoint(spec: TableSpec, cell: Cell, root: Path, key: str, path: 
             candidate = checkpoint_path(source, root)
             if not candidate.exists():
                 continue
-            state = torch.load(candidate, map_location="cpu", weights_only=True, mmap=True)
+            try:
+                state = torch.load(candidate, map_location="cpu", weights_only=True, mmap=True)
+            except (OSError, RuntimeError, ValueError, pickle.UnpicklingError):
+                continue  # unreadable (torn by a crash, or not a checkpoint): train without it
             if not isinstance(state, dict) or state.get("key") != key:
                 continue
             path.parent.mkdir(parents=True, exist_ok=True)

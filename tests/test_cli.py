@@ -301,6 +301,31 @@ def test_a_kept_checkpoint_trains_the_same_model_for_another_table(tmp_path, cap
     assert not list((cells / "table-7").rglob("*.ckpt"))  # not kept unless asked
 
 
+def test_a_checkpoint_is_borrowed_only_when_readable_and_of_the_same_training(tmp_path):
+    """`_borrow_checkpoint` takes another table's checkpoint for the same key, skips one of another key
+    and one that is not a checkpoint at all (torn, or any file), and copies rather than moves."""
+    import torch
+
+    from benchmark.runner import _borrow_checkpoint, checkpoint_path
+    from benchmark.store import Cell
+    from benchmark.tables import SPECS
+
+    table7 = Cell("table-7", "synthetic", "gamer_sid", "cpu", 0)
+    table2, table4 = (Cell(t, "synthetic", "gamer_sid", "cpu", 0) for t in ("table-2", "table-4"))
+    path = checkpoint_path(table7, tmp_path)
+    for cell, payload in ((table2, b"not a checkpoint"), (table4, None)):
+        checkpoint_path(cell, tmp_path).parent.mkdir(parents=True)
+        if payload is None:
+            torch.save({"key": "another training"}, checkpoint_path(cell, tmp_path))
+        else:
+            checkpoint_path(cell, tmp_path).write_bytes(payload)
+    assert _borrow_checkpoint(SPECS["table-7"], table7, tmp_path, "this training", path) is None
+    assert not path.exists()
+    torch.save({"key": "this training", "epoch": 3}, checkpoint_path(table4, tmp_path))
+    assert _borrow_checkpoint(SPECS["table-7"], table7, tmp_path, "this training", path) == table4
+    assert torch.load(path, weights_only=True)["epoch"] == 3 and checkpoint_path(table4, tmp_path).exists()
+
+
 def test_generative_rows_run_end_to_end_with_variants_and_perturbations(tmp_path, capsys, tiny_synthetic):
     """Table 5's augmentation variants and Table 7's test-time dropout, smoke profile, tiny synthetic data."""
     results = str(tmp_path / "results")
