@@ -860,6 +860,8 @@ def _training_identity(config: dict[str, Any]) -> dict[str, Any]:
     with every constructor argument its row leaves to the default written out (Table 7's MBGen is Table
     6's "MBGen" without augmentation: augment_times defaults to 0)."""
     identity = {key: value for key, value in config.items() if key not in _AFTER_TRAINING}
+    if config.get("kind") not in ("ranking", "training-cost"):  # these fit on the same split; others on their own
+        identity["kind"] = config["kind"]
     signature = inspect.signature(registry.get(config["model"]).factory_class())
     defaults = {
         name: parameter.default

@@ -274,6 +274,10 @@ def test_training_identity_writes_out_the_defaults_a_row_leaves_implicit():
     )
     assert identity("table-7") == identity("table-6", "aug0") == identity("table-5", "aug0") == identity("table-2")
     assert identity("table-6", "aug1") != identity("table-6", "aug0")
+    conversion = cell_config(SPECS["table-7"], Cell("table-7", "synthetic", "mbgen_sid", "cpu")) | {
+        "kind": "conversion"
+    }
+    assert _training_identity(conversion) != identity("table-7")  # Appendix D fits on a split of its own
 
 
 def test_a_kept_checkpoint_trains_the_same_model_for_another_table(tmp_path, capsys, tiny_synthetic):
