@@ -346,21 +346,30 @@ def attend_dense(q: Tensor, k: Tensor, v: Tensor, allowed: Tensor, dropout_p: fl
     position, future tokens and pads included (reference §5.5): a leak we do not copy. To stay free of
     NaN, such a row is computed over all keys and then overwritten with zeros.
     """
-    b, h, t, hd = q.shape
-    h_kv = k.size(1)
-    groups = h // h_kv
-    has_key = allowed.any(-1, keepdim=True)  # [B, T, 1]
-    mask = allowed | ~has_key
-    # Fold each key/value head's query group into the query axis instead of copying keys and values
-    # per query head: the KV cache is read once, which is what makes grouped-query decoding cheap.
-    q = q.reshape(b, h_kv, groups * t, hd)
-    mask = mask.repeat(1, groups, 1)[:, None]  # [B, 1, groups * T, S]; query row g * T + i is row i
+    folded, mask, has_key = _fold_query_groups(q, k.size(1), allowed)
     if dropout_p > 0.0 and q.device.type == "cpu":
-        out = DroppedAttention.apply(q, k, v, mask, dropout_p)
+        out = DroppedAttention.apply(folded, k, v, mask, dropout_p)
     else:
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
-    out = out.reshape(b, h, t, hd).masked_fill(~has_key[:, None], 0.0)
-    return out.transpose(1, 2).flatten(2)
+        out = F.scaled_dot_product_attention(folded, k, v, attn_mask=mask, dropout_p=dropout_p)
+    return _unfold_query_groups(out, q.shape, has_key)
+
+
+def _fold_query_groups(q: Tensor, h_kv: int, allowed: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``q [B, H, T, hd]`` with each key/value head's query group folded into the query axis,
+    ``[B, H_kv, groups * T, hd]`` (query row g * T + i of key/value head j is head j * groups + g), so keys
+    and values are read once, never copied per query head: what makes grouped-query decoding cheap. Also
+    the mask ``[B, 1, groups * T, S]`` with every row that has no allowed key opened to all keys (to stay
+    free of NaN), and ``has_key [B, T, 1]`` to zero those rows afterwards (`_unfold_query_groups`)."""
+    b, h, t, hd = q.shape
+    has_key = allowed.any(-1, keepdim=True)
+    mask = (allowed | ~has_key).repeat(1, h // h_kv, 1)[:, None]
+    return q.reshape(b, h_kv, h // h_kv * t, hd), mask, has_key
+
+
+def _unfold_query_groups(out: Tensor, shape: torch.Size, has_key: Tensor) -> Tensor:
+    """The inverse of `_fold_query_groups` for the attention's output: ``[B, T, H * hd]`` of the queries of
+    ``shape`` ``[B, H, T, hd]``, exactly zero where a query had no allowed key."""
+    return out.reshape(shape).masked_fill(~has_key[:, None], 0.0).transpose(1, 2).flatten(2)
 
 
 @dataclass(frozen=True)
@@ -409,16 +418,13 @@ def attend_after_prompt(q: Tensor, past: SharedPrompt, allowed: Tensor, dropout_
     (`KVCache.repeat_interleave`), and a beam's reorder moves only the few keys it generated.
     """
     (k_p, v_p), (k_o, v_o) = past.prompt, past.own
-    b, h, t, hd = q.shape
-    p, h_kv, s_p = k_p.shape[:3]
-    q = q.reshape(b, h_kv, h // h_kv * t, hd)  # query row g * T + i of key/value head j is head j * groups + g
-    scores = torch.cat((_by_row(_by_prompt(q, p) @ k_p.transpose(-1, -2), b), q @ k_o.transpose(-1, -2)), -1)
-    has_key = allowed.any(-1, keepdim=True)  # [B, T, 1]
-    mask = (allowed | ~has_key).repeat(1, h // h_kv, 1)[:, None]  # [B, 1, groups * T, S_p + s]
+    b, hd, (p, h_kv, s_p) = q.size(0), q.size(-1), k_p.shape[:3]
+    folded, mask, has_key = _fold_query_groups(q, h_kv, allowed)
+    scores = torch.cat((_by_row(_by_prompt(folded, p) @ k_p.transpose(-1, -2), b), folded @ k_o.transpose(-1, -2)), -1)
     scores = (scores * hd**-0.5).to(torch.promote_types(scores.dtype, torch.float32)).masked_fill(~mask, -torch.inf)
     probs = F.dropout(scores.softmax(-1), dropout_p).to(v_o.dtype)
     out = _by_row(_by_prompt(probs[..., :s_p], p) @ v_p, b) + probs[..., s_p:] @ v_o
-    return out.reshape(b, h, t, hd).masked_fill(~has_key[:, None], 0.0).transpose(1, 2).flatten(2)
+    return _unfold_query_groups(out, q.shape, has_key)
 
 
 class QwenAttention(nn.Module):
