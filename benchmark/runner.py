@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
@@ -452,26 +452,32 @@ def _borrow_checkpoint(spec: TableSpec, cell: Cell, root: Path, key: str, path: 
 
     import torch
 
-    for other in SPECS.values():
-        if other.id == spec.id or not other.has_models:
+    for source in _same_model_elsewhere(spec, cell, lambda other: other.has_models):
+        candidate = checkpoint_path(source, root)
+        if not candidate.exists():
             continue
-        for variant in dict.fromkeys(row.variant for row in other.rows if row.model == cell.model):
-            source = replace(cell, table=other.id, variant=variant)
-            candidate = checkpoint_path(source, root)
-            if not candidate.exists():
-                continue
-            try:
-                state = torch.load(candidate, map_location="cpu", weights_only=True, mmap=True)
-            except (OSError, RuntimeError, ValueError, pickle.UnpicklingError):
-                continue  # unreadable (torn by a crash, or not a checkpoint): train without it
-            if not isinstance(state, dict) or state.get("key") != key:
-                continue
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_name(f".tmp-{path.name}.{os.getpid()}")
-            shutil.copyfile(candidate, partial)
-            os.replace(partial, path)
-            return source
+        try:
+            state = torch.load(candidate, map_location="cpu", weights_only=True, mmap=True)
+        except (OSError, RuntimeError, ValueError, pickle.UnpicklingError):
+            continue  # unreadable (torn by a crash, or not a checkpoint): train without it
+        if not isinstance(state, dict) or state.get("key") != key:
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".tmp-{path.name}.{os.getpid()}")
+        shutil.copyfile(candidate, partial)
+        os.replace(partial, path)
+        return source
     return None
+
+
+def _same_model_elsewhere(spec: TableSpec, cell: Cell, tables: Callable[[TableSpec], bool]) -> Iterator[Cell]:
+    """``cell`` as it would be in every other table that ``tables`` admits and that has a row of its model
+    (one cell per variant of that row): where a stored result or a kept checkpoint may already hold its
+    training."""
+    for other in SPECS.values():
+        if other.id != spec.id and tables(other):
+            for variant in dict.fromkeys(row.variant for row in other.rows if row.model == cell.model):
+                yield replace(cell, table=other.id, variant=variant)
 
 
 class _RunningCells:
@@ -897,35 +903,31 @@ def _adopt(spec: TableSpec, cell: Cell, root: Path, notes: list[str], config: di
     if spec.kind not in ("ranking", "training-cost") or not cell.model:
         return None
     wanted = _training_identity(config)
-    for other in SPECS.values():
-        if other.id == spec.id or other.kind != "ranking":
+    for source in _same_model_elsewhere(spec, cell, lambda other: other.kind == "ranking"):
+        try:
+            stored = load_cell(source.path(root))
+        except CellError:
             continue
-        for variant in dict.fromkeys(row.variant for row in other.rows if row.model == cell.model):
-            source = replace(cell, table=other.id, variant=variant)
-            try:
-                stored = load_cell(source.path(root))
-            except CellError:
-                continue
-            if stored is None or stored["cell"] != _json_roundtrip(asdict(source)):
-                continue
-            theirs = stored["provenance"]["config"]
-            if _training_identity(theirs) != wanted:
-                continue
-            if spec.kind == "training-cost":
-                found = stored["result"]
-                result = {"dataset_name": found["dataset_name"], "row": training_row(found["model"])}
-                result |= {"model": found["model"], "notes": found["notes"][:1]}  # the filter's note
-            elif any(theirs[key] != config[key] for key in ("ks", "protocol")):
-                continue
-            elif set(config["evaluations"]) <= set(theirs["evaluations"]):
-                result = _evaluations_only(stored["result"], config["evaluations"], stored["result"]["dataset_name"])
-            else:
-                continue
-            result = _json_roundtrip(result)
-            prov = _json_roundtrip(stored["provenance"] | {"config": config, "adopted_from": asdict(source)})
-            save_cell(root, cell, result, prov)
-            notes.append(f"{cell.describe()}: the same training as {source.describe()}; stored from it")
-            return stored | {"result": result, "cell": _json_roundtrip(asdict(cell)), "provenance": prov}
+        if stored is None or stored["cell"] != _json_roundtrip(asdict(source)):
+            continue
+        theirs = stored["provenance"]["config"]
+        if _training_identity(theirs) != wanted:
+            continue
+        if spec.kind == "training-cost":
+            found = stored["result"]
+            result = {"dataset_name": found["dataset_name"], "row": training_row(found["model"])}
+            result |= {"model": found["model"], "notes": found["notes"][:1]}  # the filter's note
+        elif any(theirs[key] != config[key] for key in ("ks", "protocol")):
+            continue
+        elif set(config["evaluations"]) <= set(theirs["evaluations"]):
+            result = _evaluations_only(stored["result"], config["evaluations"], stored["result"]["dataset_name"])
+        else:
+            continue
+        result = _json_roundtrip(result)
+        prov = _json_roundtrip(stored["provenance"] | {"config": config, "adopted_from": asdict(source)})
+        save_cell(root, cell, result, prov)
+        notes.append(f"{cell.describe()}: the same training as {source.describe()}; stored from it")
+        return stored | {"result": result, "cell": _json_roundtrip(asdict(cell)), "provenance": prov}
     return None
 
 
