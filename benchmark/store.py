@@ -13,6 +13,7 @@ defect; `benchmark.runner.run` recomputes such a cell and the report skips it wi
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -89,11 +90,13 @@ def code_version(root: Path = REPO_ROOT) -> str:
 TRAINING_CODE = ("protocols", "gamer", "baselines")
 
 
+@functools.cache
 def training_code_version(root: Path = REPO_ROOT) -> str:
     """A hash of the source that trains models (``*.py`` and ``*.toml`` under `TRAINING_CODE`) and of the
     numeric libraries' versions. A training checkpoint resumes under any code version that leaves this
     unchanged, so a grid of hours goes on across commits that touch only the runner's reports, the CLI,
-    tests or documentation; a change to a model, a loss or the protocol starts its training afresh."""
+    tests or documentation; a change to a model, a loss or the protocol starts its training afresh.
+    Read once per process: every training cell asks for it, and the source does not change under it."""
     import hashlib
 
     digest = hashlib.sha256()
