@@ -609,18 +609,21 @@ def test_keep_mask_drops_at_the_rate_asked_and_its_scale_is_exact() -> None:
 
 def test_cpu_attention_dropout_gives_the_gradients_of_its_mask() -> None:
     """`DroppedAttention` (the CPU's attention with dropout) equals softmax attention whose probabilities
-    are multiplied by its keep mask, in value and in every input's gradient (float64)."""
+    are multiplied by its keep mask, in value and in every input's gradient (float64), with two query
+    heads folded onto each key/value head and reading the same mask rows."""
     torch.manual_seed(3)
-    q, k, v = (torch.randn(2, 3, 5, 8, dtype=torch.float64, requires_grad=True) for _ in range(3))
-    mask = torch.rand(2, 1, 5, 5) < 0.7
-    mask[..., 0] = True  # no empty row, as `attend_dense` guarantees
-    d_out = torch.randn(2, 3, 5, 8, dtype=torch.float64)
+    q = torch.randn(2, 3, 2 * 5, 8, dtype=torch.float64, requires_grad=True)
+    k, v = (torch.randn(2, 3, 5, 8, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    opened = torch.rand(2, 5, 5) < 0.7
+    opened[..., 0] = True  # no empty row, as `attend_dense` guarantees
+    d_out = torch.randn(2, 3, 2 * 5, 8, dtype=torch.float64)
     torch.manual_seed(9)
-    out = DroppedAttention.apply(q, k, v, mask, 0.3)
+    out = DroppedAttention.apply(q, k, v, opened, 0.3)
     grads = torch.autograd.grad(out, (q, k, v), d_out)
     torch.manual_seed(9)
-    keep, scale = keep_mask(torch.Size([2, 3, 5, 5]), 0.3, torch.device("cpu"))
+    keep, scale = keep_mask(torch.Size([2, 3, 2 * 5, 5]), 0.3, torch.device("cpu"))
     assert 0 < keep.sum() < keep.numel()
+    mask = opened.repeat(1, 2, 1)[:, None]  # query row g * 5 + i reads mask row i
     scores = (q @ k.transpose(-1, -2) / 8**0.5).masked_fill(~mask, float("-inf"))
     expected = (scores.softmax(-1) * keep * scale) @ v
     torch.testing.assert_close(out, expected, **TIGHT)
