@@ -8,7 +8,6 @@ import json
 import os
 import pickle
 import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -625,18 +624,11 @@ def test_recbole_empty_file(tmp_path):
 
 
 # -- the real files of the data folder ------------------------------------------------------------
-def timed(fn):
-    start = time.perf_counter()
-    result = fn()
-    return result, time.perf_counter() - start
-
-
 def test_real_retailrocket_csv(real_file):
-    path = real_file("retailrocket/interactions.csv")
-    inter, seconds = timed(lambda: read_table(path, schema=VCB))
+    """Its speed is `gamer-bench perf` 's ("table (csv)"), not a timed assertion that fails on a busy machine."""
+    inter = read_table(real_file("retailrocket/interactions.csv"), schema=VCB)
     assert len(inter) == 97_381 and inter.n_users == 2_174 and inter.n_items == 29_905
     assert np.bincount(inter.behavior).tolist() == [75_374, 12_456, 9_551]
-    assert seconds < 1.0
 
 
 def test_real_sslrec_matrices_equal_the_csv(real_file):
