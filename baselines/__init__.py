@@ -1,6 +1,6 @@
-"""One adapter per compared model, all behind `baselines.base.Recommender`, named in `registry`."""
+"""One adapter per compared model, all behind `protocols.model.Recommender`, named in `registry`."""
 
-from baselines.base import Ranking, Recommender
 from baselines.registry import MODELS, ModelEntry, get
+from protocols.model import Ranking, Recommender
 
 __all__ = ["MODELS", "ModelEntry", "Ranking", "Recommender", "get"]

@@ -37,7 +37,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from baselines.base import Ranking, Recommender
 from baselines.batch import SequenceBatch
 from gamer import checkpoint
 from gamer.training import (
@@ -50,6 +49,7 @@ from gamer.training import (
 )
 from protocols import metrics
 from protocols.interactions import Interactions
+from protocols.model import Ranking, Recommender
 from protocols.queries import Queries, ragged_rows
 
 # Keys of a profile that drive the training loop; every other key goes to the model's constructor.

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from baselines.base import RankingModel
 from protocols.interactions import Interactions
+from protocols.model import RankingModel
 from protocols.queries import ragged_rows
 from protocols.ranking import RankingQueries
 

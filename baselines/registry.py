@@ -19,10 +19,10 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from baselines.base import Estimator
 from baselines.recency import RecencyRule
 from baselines.rule_based import RuleBased
 from gamer.profiles import decoder_profiles, ranking_profiles
+from protocols.model import Estimator
 
 PROFILES = ("smoke", "cpu", "paper")
 
@@ -46,8 +46,13 @@ class ModelEntry:
             return getattr(importlib.import_module(module), name)
         return self.factory
 
-    def build(self, profile: str, seed: int) -> Estimator:
-        return self.factory_class()(seed=seed, **self.hyperparameters(profile))
+    def build(self, hyperparameters: str | dict[str, Any], seed: int) -> Estimator:
+        """The model of this row under ``seed``, with a profile's hyperparameters (``hyperparameters`` names
+        the profile) or with ``hyperparameters`` as given (a profile's with a table's overrides): the one
+        place a row's model is constructed."""
+        if isinstance(hyperparameters, str):
+            hyperparameters = self.hyperparameters(hyperparameters)
+        return self.factory_class()(seed=seed, **hyperparameters)
 
 
 _DECODER = "gamer.recommender:GenerativeRecommender"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from baselines.base import Ranking, Recommender
 from protocols.interactions import Interactions
+from protocols.model import Ranking, Recommender
 from protocols.queries import Queries, ragged_rows
 
 

@@ -28,13 +28,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from baselines.base import Ranking, Recommender
 from baselines.discriminative import InteractionSamples
 from gamer.augmentation import augment
 from gamer.beam_search import PrefixTrie, constrained_beam_search
 from gamer.tokenizers import build_tokenizer
 from gamer.training import TrainConfig, init_distributed, rank_and_world, train_decoder
 from protocols.interactions import Interactions
+from protocols.model import Ranking, Recommender
 from protocols.queries import Queries, gather_ranges, ragged_rows
 
 PAD = 0  # padding, and the decoder's start token (T5)

@@ -202,14 +202,12 @@ def _ranking(spec: TableSpec, cell: Cell, timings: dict[str, float], artifacts: 
     for evaluation, (queries, _) in zip(spec.evaluations, tests, strict=True):
         if len(queries) == 0:
             raise ValueError(f"{cell.describe()}: no test query for {evaluation.key} on {name}")
-    entry = registry.get(cell.model)
-    model = entry.factory_class()(seed=cell.seed, **hyperparameters(spec, cell))
+    model = registry.get(cell.model).build(hyperparameters(spec, cell), cell.seed)
     start = time.perf_counter()
     model.fit(split.train, valid)
     timings["fit_s"] = time.perf_counter() - start
-    save_artifacts = getattr(model, "save_artifacts", None)
-    if save_artifacts is not None and _rank() == 0:
-        save_artifacts(artifacts)  # e.g. the item tokenizer, so the run can be reloaded and inspected
+    if _rank() == 0:
+        model.save_artifacts(artifacts)  # e.g. the item tokenizer, so the run can be reloaded and inspected
     evaluations = {}
     notes = [f"{name}: {split.filter_report}"]
     for evaluation, (queries, perturbed) in zip(spec.evaluations, tests, strict=True):
@@ -219,13 +217,12 @@ def _ranking(spec: TableSpec, cell: Cell, timings: dict[str, float], artifacts: 
         evaluations[evaluation.key] = _scores(split, queries, ranked)
         notes.append(f"{name}: {evaluation.key}: {len(queries)} test queries" + (f"; {perturbed}" if perturbed else ""))
     first = evaluations[spec.evaluations[0].key]
-    describe = getattr(model, "describe", None)
     return {
         "dataset_name": name,
         "metrics": first["metrics"],
         "queries": first["queries"],
         "evaluations": evaluations,
-        "model": describe() if describe else {},
+        "model": model.describe(),
         "filter": str(split.filter_report),
         "notes": notes,
     }
@@ -300,14 +297,14 @@ def rehearse(
         loaded = time.perf_counter()
         profile_hp = hyperparameters(spec, cell)
         hp = with_max_steps(profile_hp, max_steps)
-        model = registry.get(cell.model).factory_class()(seed=cell.seed, **hp)
+        model = registry.get(cell.model).build(hp, cell.seed)
         with precision_context(effective_precision(None, _cuda_available())):
             model.fit(split.train, valid)
             fitted = time.perf_counter()
             ranked = model.recommend(queries, max(RANKING_KS))
         done = time.perf_counter()
         scores = _scores(split, queries, ranked)["metrics"]
-        record = training_record({"model": model.describe()}) if hasattr(model, "describe") else None
+        record = training_record({"model": model.describe()})
         lines.append(
             {"row": cell.row_key, "dataset": cell.dataset, "step cap": max_steps if record else "-"}
             | {"sequences per step": _step_batch(profile_hp, hp)}
@@ -327,11 +324,11 @@ def _conversion(spec: TableSpec, cell: Cell, timings: dict[str, float], artifact
     valid, test = ranking_queries(split, "valid"), ranking_queries(split, "test")
     timings["split_s"] = time.perf_counter() - start
     name = split.interactions.schema.name
-    model = registry.get(cell.model).factory_class()(seed=cell.seed, **hyperparameters(spec, cell))
+    model = registry.get(cell.model).build(hyperparameters(spec, cell), cell.seed)
     start = time.perf_counter()
     model.fit(split.train, valid)
     timings["fit_s"] = time.perf_counter() - start
-    if getattr(model, "save_artifacts", None) is not None and _rank() == 0:
+    if _rank() == 0:
         model.save_artifacts(artifacts)
     start = time.perf_counter()
     scores = model.score(test)
@@ -369,7 +366,7 @@ def _conversion(spec: TableSpec, cell: Cell, timings: dict[str, float], artifact
 def _training_cost(spec: TableSpec, cell: Cell, timings: dict[str, float]) -> dict[str, Any]:
     """Table 6: fit one row and report its size and what its training cost (no test needed)."""
     split = SessionSplit.from_interactions(load_dataset(cell.dataset))
-    model = registry.get(cell.model).factory_class()(seed=cell.seed, **hyperparameters(spec, cell))
+    model = registry.get(cell.model).build(hyperparameters(spec, cell), cell.seed)
     start = time.perf_counter()
     model.fit(split.train, split.queries("valid"))
     timings["fit_s"] = time.perf_counter() - start

@@ -51,12 +51,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from baselines.base import RankingModel
 from gamer.model import DecoderConfig, GenerativeDecoder
 from gamer.tokenizers import build_tokenizer
 from gamer.training import TrainConfig, resolve_device, train_decoder
 from protocols.interactions import Interactions
 from protocols.metrics import auroc
+from protocols.model import RankingModel
 from protocols.queries import gather_ranges, ragged_rows
 from protocols.ranking import RANKING_BEHAVIORS, RankingQueries, SessionCandidates, check_ranking_log
 

@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from baselines.base import Ranking, Recommender
 from gamer.augmentation import augment
 from gamer.beam_search import PrefixTrie, constrained_beam_search
 from gamer.model import DecoderConfig, GenerativeDecoder
@@ -23,6 +22,7 @@ from gamer.sequences import TokenBatch, TokenLayout, encode, query_histories, tr
 from gamer.tokenizers import build_tokenizer
 from gamer.training import TrainConfig, init_distributed, rank_and_world, train_decoder
 from protocols.interactions import Interactions
+from protocols.model import Ranking, Recommender
 from protocols.queries import Queries
 
 ARCHITECTURES = ("qwen3", "gamer", "gamer_every_block")

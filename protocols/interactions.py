@@ -220,8 +220,6 @@ class Interactions:
             session=None if session is None else session[order],
         )
         if session is not None:
-            from protocols.sessions import dense_session_index
-
             result = replace(result, session=dense_session_index(result, source=source))
         return result
 
@@ -292,3 +290,39 @@ class Interactions:
             "sessions": self.n_sessions(),
             "interactions": len(self),
         }
+
+
+def user_starts(inter: Interactions) -> np.ndarray:
+    """``[len(inter)]`` bool: this row is its user's first (the log is in canonical order)."""
+    first = np.ones(len(inter), dtype=bool)
+    first[1:] = inter.user[1:] != inter.user[:-1]
+    return first
+
+
+def dense_from_boundaries(inter: Interactions, new_session: np.ndarray) -> np.ndarray:
+    """Per-user session index 0, 1, ... from a boolean 'this row opens a session' vector."""
+    user_first = user_starts(inter)
+    new_session = new_session | user_first
+    running = np.cumsum(new_session) - 1  # global session counter
+    return (running - running[np.flatnonzero(user_first)][np.cumsum(user_first) - 1]).astype(np.int64)
+
+
+def dense_session_index(inter: Interactions, *, source: str = "<memory>") -> np.ndarray:
+    """Turn file-given session ids (any integers, one order per user) into 0, 1, ... per user.
+
+    The ids must be non-decreasing along each user's time-ordered interactions, as the GAMER
+    loader assumes (its last session is the largest id); a user whose ids go back is an error.
+    """
+    sid = inter.session
+    if sid is None:
+        raise ValueError(f"{source}: no session ids to normalise")
+    same_user = ~user_starts(inter)
+    back = same_user & (np.diff(sid, prepend=sid[:1]) < 0)
+    if back.any():
+        row = int(np.flatnonzero(back)[0])
+        raise ValueError(
+            f"{source}: user '{inter.user_ids[inter.user[row]]}': session id goes back from "
+            f"{int(sid[row - 1])} to {int(sid[row])} at timestamp {int(inter.timestamp[row])}; "
+            "session ids must be non-decreasing in time"
+        )
+    return dense_from_boundaries(inter, np.diff(sid, prepend=sid[:1] - 1) != 0)

@@ -12,12 +12,18 @@ per (dataset, task, variant, seed), and then answers queries:
 
 The ranking models of Appendix D (`RankingModel`) are fit the same way but answer ``score``: the
 probability that each exposed candidate of a query converts (``protocols.ranking``).
+
+Once fitted, every model can say what it learned: ``describe()`` (what the stored result's provenance
+records: parameters, tokenizer, the training record) and ``save_artifacts(folder)`` (files kept beside
+the result, e.g. an item tokenizer); both default to nothing. The contract sits here, under every
+model and the benchmark, so that models and the runner depend on it and never on each other.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,6 +44,15 @@ class Estimator:
 
     def get_params(self) -> dict[str, Any]:
         return {"seed": self.seed, **self.hyperparameters}
+
+    def describe(self) -> dict[str, Any]:
+        """What the stored result records about the fitted model (JSON values); nothing by default.
+        A model that trains puts its `gamer.training.TrainingRecord` under ``"training"``."""
+        return {}
+
+    def save_artifacts(self, folder: Path) -> None:
+        """Write what the fitted model learned into ``folder``, beside the stored result (no pickle);
+        nothing by default."""
 
 
 class Recommender(Estimator, ABC):

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from protocols.interactions import Interactions, SessionRule
+from protocols.interactions import Interactions, SessionRule, dense_from_boundaries
 
 
 @dataclass(frozen=True)
@@ -29,41 +29,6 @@ class FilterReport:
             f"{self.reason}: removed {self.users_removed} users and {self.interactions_removed} interactions; "
             f"kept {self.users_kept} users and {self.interactions_kept} interactions"
         )
-
-
-def _user_starts(inter: Interactions) -> np.ndarray:
-    first = np.ones(len(inter), dtype=bool)
-    first[1:] = inter.user[1:] != inter.user[:-1]
-    return first
-
-
-def _dense_from_boundaries(inter: Interactions, new_session: np.ndarray) -> np.ndarray:
-    """Per-user session index 0, 1, ... from a boolean 'this row opens a session' vector."""
-    user_first = _user_starts(inter)
-    new_session = new_session | user_first
-    running = np.cumsum(new_session) - 1  # global session counter
-    return (running - running[np.flatnonzero(user_first)][np.cumsum(user_first) - 1]).astype(np.int64)
-
-
-def dense_session_index(inter: Interactions, *, source: str = "<memory>") -> np.ndarray:
-    """Turn file-given session ids (any integers, one order per user) into 0, 1, ... per user.
-
-    The ids must be non-decreasing along each user's time-ordered interactions, as the GAMER
-    loader assumes (its last session is the largest id); a user whose ids go back is an error.
-    """
-    sid = inter.session
-    if sid is None:
-        raise ValueError(f"{source}: no session ids to normalise")
-    same_user = ~_user_starts(inter)
-    back = same_user & (np.diff(sid, prepend=sid[:1]) < 0)
-    if back.any():
-        row = int(np.flatnonzero(back)[0])
-        raise ValueError(
-            f"{source}: user '{inter.user_ids[inter.user[row]]}': session id goes back from "
-            f"{int(sid[row - 1])} to {int(sid[row])} at timestamp {int(inter.timestamp[row])}; "
-            "session ids must be non-decreasing in time"
-        )
-    return _dense_from_boundaries(inter, np.diff(sid, prepend=sid[:1] - 1) != 0)
 
 
 def local_day(timestamp: np.ndarray, timezone: str) -> np.ndarray:
@@ -119,7 +84,7 @@ def sessionize(inter: Interactions, rule: SessionRule | None = None) -> Interact
     else:
         day = local_day(inter.timestamp, rule.timezone)
         opens = np.diff(day, prepend=day[:1]) != 0
-    return replace(inter, session=_dense_from_boundaries(inter, opens), schema=replace(inter.schema, session_rule=rule))
+    return replace(inter, session=dense_from_boundaries(inter, opens), schema=replace(inter.schema, session_rule=rule))
 
 
 def sessions_per_user(inter: Interactions) -> np.ndarray:
