@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as scipy_stats
 
+from benchmark.escape import latex_escape, markdown_escape
 from benchmark.stats import Run, aligned_groups, bootstrap_interval, compare_pairs, query_means
 from benchmark.store import Cell, stored_cells
 from benchmark.tables import SPECS
@@ -445,7 +446,6 @@ def _preamble(profile: str) -> str:
 
 
 def to_markdown(judgements: list[Judgement], profile: str) -> str:
-    from benchmark.report import markdown_escape
 
     def cell(text: str) -> str:
         return markdown_escape(text).replace("\n", " ")
@@ -490,7 +490,6 @@ def render(judgements: list[Judgement], fmt: str, profile: str) -> str:
 
 
 def _latex(judgements: list[Judgement], profile: str) -> str:
-    from benchmark.report import latex_escape
 
     body = []
     for j in judgements:

@@ -31,7 +31,6 @@ import csv
 import io
 import json
 import math
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +39,8 @@ from typing import Any
 import numpy as np
 from tabulate import tabulate
 
+from benchmark.claims import claim_lines
+from benchmark.escape import csv_safe, latex_escape, markdown_escape
 from benchmark.stats import bootstrap_interval, compare_rows, query_means
 from benchmark.store import Cell, stored_cells, training_record
 from benchmark.tables import SPECS, TableSpec
@@ -451,8 +452,6 @@ def _verdict_lines(spec: TableSpec, root: Path, profile: str | None) -> list[str
     whose rows are never compared."""
     if profile is None or profile == "smoke":
         return []
-    from benchmark.claims import claim_lines
-
     return claim_lines(spec.id, root, profile)
 
 
@@ -587,16 +586,6 @@ def _title(doc: Document) -> str:
     return f"{name}: {doc.spec.title}" + (f" [profile: {doc.profile}]" if doc.profile else "")
 
 
-_MARKDOWN_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "\\|", "\n": " ", "\r": " "}
-_MARKDOWN_SPECIAL = "\\`*_[]#"
-
-
-def markdown_escape(text: str) -> str:
-    """``text`` shown literally in GitHub Markdown: no raw HTML (``<script>`` becomes text), no table
-    break (``|``, newlines), no emphasis, link or code span made from a dataset's or a note's name."""
-    return "".join(_MARKDOWN_ESCAPES.get(ch, "\\" + ch if ch in _MARKDOWN_SPECIAL else ch) for ch in text)
-
-
 def _markdown_cell(cell: str) -> str:
     if not isinstance(cell, Marked):
         return markdown_escape(cell)
@@ -623,30 +612,6 @@ def to_markdown(doc: Document, ci: bool = False) -> str:
     headers = [markdown_escape(h) for h in headers]
     lines += ["", tabulate(body, headers=headers, tablefmt="github", disable_numparse=True), ""]
     return "\n".join(lines)
-
-
-_LATEX_ESCAPES = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    "±": r"$\pm$",
-    "<": r"$<$",  # in text mode the default OT1 font encoding prints < and > as ¡ and ¿
-    ">": r"$>$",
-    "▲": r"$^{\blacktriangle}$",  # amssymb
-    "▼": r"$^{\blacktriangledown}$",
-    "Δ": r"$\Delta$",
-}
-
-
-def latex_escape(text: str) -> str:
-    return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in text)
 
 
 def _latex_cell(cell: str) -> str:
@@ -682,18 +647,6 @@ def _csv_marks(headers: list[str], line: list[str]) -> str:
     """``HR@10=bold+better; N@10=underline``: the marks of one line, by column."""
     marked = zip(headers, line, strict=True)
     return "; ".join(f"{h}={'+'.join(c.words)}" for h, c in marked if isinstance(c, Marked) and c.words)
-
-
-_SIGNED_NUMBER = re.compile(r"[-+]?\d*\.?\d+(e[-+]?\d+)? ?%?")
-
-
-def csv_safe(text: str) -> str:
-    """``text`` that a spreadsheet will not run as a formula: a field starting with ``= + - @``, a tab
-    or a carriage return gets a leading ``'`` (OWASP's advice), unless it is a number (``-0.0123``,
-    ``+12.3 %``) or a lone dash."""
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r") and text != "-" and not _SIGNED_NUMBER.fullmatch(text):
-        return "'" + text
-    return text
 
 
 def to_csv(doc: Document) -> str:

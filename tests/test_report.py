@@ -10,9 +10,9 @@ import math
 import numpy as np
 from helpers import store_cell, store_ranking_cell
 
+from benchmark.escape import csv_safe
 from benchmark.report import (
     DELTA,
-    csv_safe,
     documents_for,
     relative_difference,
     render,
