@@ -52,22 +52,6 @@ from protocols.interactions import Interactions
 from protocols.model import Ranking, Recommender
 from protocols.queries import Queries, ragged_rows
 
-# Keys of a profile that drive the training loop; every other key goes to the model's constructor.
-TRAINING_KEYS = (
-    "max_len",
-    "batch_size",
-    "max_epochs",
-    "patience",
-    "learning_rate",
-    "weight_decay",
-    "samples_per_epoch",
-    "min_steps_per_epoch",
-    "max_steps",
-    "eval_batch_size",
-    "n_candidates",
-    "target_behavior_only",
-    "device",
-)
 TRAINING_DEFAULTS: dict[str, Any] = {
     "max_len": 50,
     "batch_size": 256,

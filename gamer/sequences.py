@@ -168,10 +168,7 @@ def encode(
     tokens = np.concatenate([layout.behavior_token(seqs.behavior)[:, None], layout.item_tokens[seqs.item]], axis=1)
     slot = np.broadcast_to(np.arange(item_len), (n_rows, item_len))
     order_in_seq = np.arange(n_rows) - seqs.offsets[seq_of_row]
-    if session_wise:
-        position = rel_session[:, None] * item_len + slot
-    else:
-        position = order_in_seq[:, None] * item_len + slot
+    position = (rel_session if session_wise else order_in_seq)[:, None] * item_len + slot
     columns = {
         "tokens": tokens,
         "levels": np.repeat(seqs.behavior[:, None], item_len, axis=1),

@@ -1,4 +1,4 @@
-"""Top-K ranking metrics of the paper (Section 4.1.3, Eq. 7), their merged row, and AUROC.
+"""Top-K ranking metrics of the paper (Section 4.1.3, Eq. 7) and AUROC.
 
 A query q is a ranked list of item ids (best first) and a set T of positive items (the items of
 the evaluated behavior in the held-out session). Relevance is binary: rel_i = 1 iff the i-th
@@ -15,7 +15,7 @@ Conventions fixed here because implementations disagree (anchors 2.4 and 2.7):
 
 from __future__ import annotations
 
-from collections.abc import Collection, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from itertools import chain
 
 import numpy as np
@@ -131,32 +131,6 @@ def relevance_matrix(
     return rel, n_positives
 
 
-def merge_weighted(results: Sequence[tuple[Mapping[str, float], int]]) -> dict[str, float]:
-    """The "merged" row of the behavior-specific tables: per-behavior metrics weighted by query count.
-
-        merged[m] = sum_b n_b * m_b / sum_b n_b
-
-    ``results`` holds one ``(metrics, n_b)`` pair per behavior b, ``metrics`` from `evaluate` on that
-    behavior's n_b evaluated users. Each m_b is a mean over n_b queries, so ``merged`` equals the mean
-    over all pooled queries (`evaluate` on the concatenation), not the plain mean of the behaviors.
-    Behaviors with n_b = 0 are skipped.
-    """
-    if any(isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0 for _, n in results):
-        raise ValueError(f"query counts must be non-negative ints; got {[n for _, n in results]}")
-    weighted = [(metrics, int(n)) for metrics, n in results if n > 0]
-    if not weighted:
-        raise ValueError("merge_weighted needs at least one behavior with evaluated queries (n > 0)")
-    names = list(weighted[0][0])
-    for metrics, _ in weighted[1:]:
-        if set(metrics) != set(names):
-            raise ValueError(
-                f"metric names differ between behaviors: {sorted(names)} vs {sorted(metrics)}; "
-                "evaluate every behavior with the same ks"
-            )
-    total = sum(n for _, n in weighted)
-    return {name: sum(metrics[name] * n for metrics, n in weighted) / total for name in names}
-
-
 def auroc(scores: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray) -> float:
     """Area under the ROC curve: the chance a random positive outscores a random negative, ties half.
 
@@ -175,28 +149,6 @@ def auroc(scores: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarr
     ranks = _average_ranks(np.zeros(len(scores), dtype=np.int64), scores)
     u = ranks[labels].sum() - n_pos * (n_pos + 1) / 2
     return float(u / (n_pos * n_neg))
-
-
-def auroc_per_group(
-    scores: Sequence[float] | np.ndarray,
-    labels: Sequence[int] | np.ndarray,
-    groups: Sequence[Hashable] | np.ndarray,
-) -> dict[Hashable, float]:
-    """`auroc` within each group (e.g. per user, for a group AUC), as ``{group: AUROC}``.
-
-    Groups whose labels are all one class have no AUROC and are left out of the result.
-    """
-    scores, labels = _checked_scores_labels(scores, labels)
-    groups = np.asarray(groups)
-    if groups.shape != scores.shape:
-        raise ValueError(f"groups has shape {groups.shape} but scores has {scores.shape}; pass one group per score")
-    names, group = np.unique(groups, return_inverse=True)
-    ranks = _average_ranks(group, scores)
-    n_pos = np.bincount(group, weights=labels, minlength=len(names))
-    n_neg = np.bincount(group, minlength=len(names)) - n_pos
-    u = np.bincount(group, weights=ranks * labels, minlength=len(names)) - n_pos * (n_pos + 1) / 2
-    both = (n_pos > 0) & (n_neg > 0)
-    return {names[g].item(): float(u[g] / (n_pos[g] * n_neg[g])) for g in np.flatnonzero(both)}
 
 
 def _checked_ks(ks: Iterable[int] | int) -> tuple[int, ...]:

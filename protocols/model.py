@@ -42,9 +42,6 @@ class Estimator:
         self.seed = seed
         self.hyperparameters = hyperparameters
 
-    def get_params(self) -> dict[str, Any]:
-        return {"seed": self.seed, **self.hyperparameters}
-
     def describe(self) -> dict[str, Any]:
         """What the stored result records about the fitted model (JSON values); nothing by default.
         A model that trains puts its `gamer.training.TrainingRecord` under ``"training"``."""

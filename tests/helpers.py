@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
+import torch.nn.functional as F
+from torch import Tensor
 
 from benchmark.store import Cell, provenance, save_cell
 from protocols.queries import Queries
@@ -127,3 +131,31 @@ def kill_in_epoch(monkeypatch, model_class: type, epoch: int) -> None:
         return original(self, optimizer, rng)
 
     monkeypatch.setattr(model_class, "_train_epoch", killed)
+
+
+def next_token_loss(
+    logits: Tensor,
+    targets: Tensor,
+    target_mask: Tensor,
+    temperature: float = 1.0,
+    reduction: Literal["mean", "sum"] = "mean",
+) -> Tensor:
+    """The reference next-token loss the trainer's `gamer.training.NextTokenLoss` must equal: cross-entropy
+    of each target token given the tokens before it, on ``logits / temperature``, from the full logits.
+
+    ``logits [B, T, V]`` come from the decoder run over ``targets [B, T]`` (the input tokens); the
+    logits at t score token t + 1 (the shift happens here, as in HF's causal-LM loss). Only tokens
+    with ``target_mask [B, T]`` true are scored. The authors score ID tokens only (``slots > 0``):
+    behavior tokens are inputs, never targets (reference §4.3), whereas the paper's Eq. 6 sums over
+    all tokens. Their scripts train with temperature 0.7, used in the loss only. ``mean`` averages
+    over scored tokens (0 if there are none); ``sum`` lets a trainer normalise across accumulation steps.
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    scored = target_mask[:, 1:]
+    losses = F.cross_entropy((logits[:, :-1] / temperature)[scored], targets[:, 1:][scored], reduction="sum")
+    if reduction == "sum":
+        return losses
+    return losses / scored.sum().clamp(min=1)

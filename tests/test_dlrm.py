@@ -21,13 +21,7 @@ TINY = {"d_model": 16, "n_heads": 2, "d_ff": 32, "dropout": 0.1}
 # Fits run on the CPU (device="cpu"): only there are two runs of the same seed bit-identical.
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: the nets are tiny, and on a shared 2-core machine more threads only contend."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def planted_log(n_users: int = 120, n_items: int = 24, n_liked: int = 6, n_sessions: int = 8) -> Interactions:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from helpers import TINY_DECODER
 
 from gamer.sequences import Ragged, TokenLayout, encode, training_sequences, validation_samples
@@ -88,10 +87,11 @@ TINY = {
 
 
 @pytest.mark.parametrize(("architecture", "session_wise", "ids"), [("gamer", False, "sid"), ("qwen3", True, "cid")])
-def test_generative_recommender_fits_and_recommends_valid_distinct_items(split, architecture, session_wise, ids):
+def test_generative_recommender_fits_and_recommends_valid_distinct_items(
+    split, architecture, session_wise, ids, one_thread
+):
     from gamer.recommender import GenerativeRecommender
 
-    torch.set_num_threads(1)
     test = split.queries("test")
     runs = []
     for _ in range(2):

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocols.metrics import auroc, auroc_per_group, evaluate, evaluate_per_query, merge_weighted
+from protocols.metrics import auroc, evaluate, evaluate_per_query
 
 
 def one(ranked: list[int], positives: set[int] | list[int], ks: tuple[int, ...]) -> dict[str, float]:
@@ -245,37 +245,6 @@ def test_query_order_does_not_change_means(queries: list, ks: list[int], random)
     assert all(after[name] == pytest.approx(value, abs=1e-12) for name, value in before.items())
 
 
-@settings(deadline=None)
-@given(QUERIES, QUERIES, KS)
-def test_merged_row_equals_mean_over_pooled_queries(first: list, second: list, ks: list[int]) -> None:
-    merged = merge_weighted(
-        [(evaluate(*split(first), ks=ks), len(first)), (evaluate(*split(second), ks=ks), len(second))]
-    )
-    pooled = evaluate(*split(first + second), ks=ks)
-    assert list(merged) == list(pooled)
-    assert all(merged[name] == pytest.approx(value, abs=1e-12) for name, value in pooled.items())
-
-
-# --- merge_weighted ---
-
-
-def test_merge_weighted_by_query_count() -> None:
-    merged = merge_weighted([({"HR@1": 1.0, "N@1": 0.5}, 1), ({"HR@1": 0.0, "N@1": 0.25}, 3), ({}, 0)])
-    assert merged == {
-        "HR@1": pytest.approx((1.0 * 1 + 0.0 * 3) / 4),
-        "N@1": pytest.approx((0.5 + 0.25 * 3) / 4),
-    }
-
-
-def test_merge_weighted_errors() -> None:
-    with pytest.raises(ValueError, match="metric names differ"):
-        merge_weighted([({"HR@1": 1.0}, 1), ({"HR@5": 1.0}, 1)])
-    with pytest.raises(ValueError, match="at least one behavior"):
-        merge_weighted([({"HR@1": 1.0}, 0)])
-    with pytest.raises(ValueError, match="non-negative ints"):
-        merge_weighted([({"HR@1": 1.0}, -1)])
-
-
 # --- AUROC ---
 
 
@@ -324,22 +293,3 @@ def test_auroc_matches_sklearn(seed: int) -> None:
     scores = np.round(rng.normal(size=500), 1)
     labels = (rng.random(500) < 0.3).astype(int)
     assert auroc(scores, labels) == pytest.approx(sklearn_metrics.roc_auc_score(labels, scores), abs=1e-12)
-
-
-def test_auroc_per_group_matches_auroc_within_each_group() -> None:
-    rng = np.random.default_rng(0)
-    scores = rng.integers(0, 4, size=300).astype(float)
-    labels = rng.integers(0, 2, size=300)
-    groups = rng.integers(0, 12, size=300)
-    labels[groups == 3] = 1  # one class only: no AUROC for group 3
-    per_group = auroc_per_group(scores, labels, groups)
-    assert sorted(per_group) == [g for g in range(12) if g != 3]
-    for g, value in per_group.items():
-        assert value == pytest.approx(auroc(scores[groups == g], labels[groups == g]), abs=1e-12)
-
-
-def test_auroc_per_group_keys_keep_group_values() -> None:
-    assert auroc_per_group([1, 2, 3, 1, 2], [0, 1, 1, 1, 0], ["a", "a", "a", "b", "b"]) == {
-        "a": 1.0,
-        "b": 0.0,
-    }

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import next_token_loss
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -30,7 +31,6 @@ from gamer.model import (
     TokenMeta,
     cross_level_mask,
     keep_mask,
-    next_token_loss,
     rotary_cos_sin,
     self_attention_mask,
 )
@@ -45,14 +45,7 @@ TIGHT = dict(rtol=0.0, atol=1e-12)
 Interaction = tuple[int, int, tuple[int, ...]]  # (behavior level, session, ID codes)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Tiny matrices gain nothing from threads, and on a busy 2-core box OpenMP's hand-offs made a
-    68 x 32 matmul take 23 ms instead of 13 us; restore the setting for the other test modules."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_config(preset: str = "gamer", **overrides: object) -> DecoderConfig:

@@ -10,21 +10,16 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 
 from benchmark import perf_baselines
 from protocols.synthetic import SyntheticConfig, generate
 
 
-def test_both_loops_measured_and_shims_undone():
+def test_both_loops_measured_and_shims_undone(one_thread):
     pytest.importorskip("recbole")
     inter = generate(SyntheticConfig(n_users=30, n_items=120, seed=1))
-    argv, cwd, threads = list(sys.argv), os.getcwd(), torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        result = perf_baselines.measure(inter, repeat=1, dims="smoke", sequences=32)
-    finally:
-        torch.set_num_threads(threads)
+    argv, cwd = list(sys.argv), os.getcwd()
+    result = perf_baselines.measure(inter, repeat=1, dims="smoke", sequences=32)
     assert result.sequences == 32 and result.eval_users > 0
     for loop in (result.ours, result.recbole):
         assert loop.train_rate > 0 and loop.eval_rate > 0

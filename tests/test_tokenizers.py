@@ -8,7 +8,6 @@ Thresholds leave wide margins around the values measured at seed 0, noted next t
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -38,15 +37,7 @@ from protocols.interactions import Interactions
 from protocols.splits import SessionSplit
 from protocols.synthetic import SyntheticConfig, generate
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """The RQ-VAE tests train on 320 x 16 matrices: threads gain nothing there, and on a busy 2-core box
-    OpenMP's hand-offs made the file take 90 s instead of 9 s. Restored for the other test modules."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # -- CIDs --------------------------------------------------------------------------------------------------

@@ -268,3 +268,29 @@ def test_recomputation_keeps_a_fraction_of_the_activations():
             NextTokenLoss(model, 0.7).on(batch)
         saved[on] = sum(total)
     assert saved[True] < saved[False] / 8
+
+
+def test_the_training_loss_is_the_next_token_cross_entropy_of_id_tokens():
+    """`NextTokenLoss` (logits at the target positions only) equals the reference loss over the full
+    logits (`helpers.next_token_loss`): the target at position t is the token at t + 1, and only ID
+    tokens are scored, never behavior tokens or padding."""
+    from helpers import next_token_loss
+
+    from benchmark.perf_gamer import LEVELS, N_BEHAVIORS, _catalogue, _sequences
+    from gamer.model import DecoderConfig, GenerativeDecoder
+    from gamer.sequences import TokenLayout, encode
+    from gamer.training import NextTokenLoss
+
+    torch.manual_seed(0)
+    layout = TokenLayout(N_BEHAVIORS, _catalogue(40, 0))
+    batch = encode(layout, _sequences(5, 9, 40, 2), session_wise=False)
+    config = DecoderConfig.gamer(int(layout.item_tokens.max()) + 1, N_BEHAVIORS, LEVELS, d_model=32, n_layers=2)
+    model = GenerativeDecoder(config).eval()
+    tokens, levels, slots, positions, sessions, targets, target_mask = batch.loss_inputs()
+    scored = torch.zeros_like(target_mask)
+    scored[:, 1:] = target_mask[:, :-1]
+    assert torch.equal(targets[target_mask], tokens[scored])
+    assert (slots[scored] > 0).all() and batch.n_targets > 0
+    logits = model.logits(model.hidden_states(tokens, levels, slots, positions, sessions))
+    expected = next_token_loss(logits, tokens, scored, temperature=0.7, reduction="sum")
+    torch.testing.assert_close(NextTokenLoss(model, 0.7).on(batch), expected, rtol=1e-5, atol=1e-5)
