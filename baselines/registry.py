@@ -3,14 +3,23 @@
 Each entry names its class and its hyperparameters per profile: ``smoke`` (seconds per cell on
 two CPU cores: CI and tests), ``cpu`` (a laptop in hours) and ``paper`` (the paper's settings).
 A table row whose model is not registered yet is reported as "not run", never as a number.
+
+Plugins add rows without editing this package: an installed distribution declares entry points in
+the group ``gamer_bench.models`` (each names a `ModelEntry`, or a function returning one), loaded
+only when a run asks for that name, so a broken plugin breaks only the runs that ask for it; a
+built-in name always wins over a plugin's, with a warning. ``gamer-bench ... --plugins module``
+registers the entries of unpublished code (`benchmark.plugins`). docs/adding-a-model.md walks through it.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cache
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +38,18 @@ PROFILES = ("smoke", "cpu", "paper")
 
 @dataclass(frozen=True)
 class ModelEntry:
+    """A row's model: its registry ``name``, the ``label`` tables print, its class, and its hyperparameters
+    per profile. A plugin's entry also names the ``tables`` it can fill (e.g. ``("table-2",)``), the
+    ``group`` its rows are listed under, and ``source``: where it came from, part of its cells'
+    configuration, so a new plugin version never reuses its old results."""
+
     name: str
     label: str
     factory: Callable[..., Estimator] | str  # a class, or "module:Class" imported on first use
     profiles: dict[str, dict[str, Any]] = field(default_factory=lambda: {p: {} for p in PROFILES})
+    tables: tuple[str, ...] = ()
+    group: str = ""
+    source: str = "built-in"
 
     def hyperparameters(self, profile: str) -> dict[str, Any]:
         if profile not in self.profiles:
@@ -60,14 +77,26 @@ _SEQUENTIAL = "baselines.discriminative:SequentialRecommender"
 _SEQ2SEQ = "baselines.seq2seq:Seq2SeqRecommender"
 
 
-def file_profiles(name: str, **fixed: Any) -> dict[str, dict[str, Any]]:
-    """A model's hyperparameters per profile, from ``baselines/<name>.toml`` (beside its code),
-    with ``fixed`` keys (its architecture, its variant) added to every profile."""
-    path = Path(__file__).with_name(f"{name}.toml")
-    profiles = tomllib.loads(path.read_text())
+def profiles_from_toml(path: Path | str, **fixed: Any) -> dict[str, dict[str, Any]]:
+    """Hyperparameters per profile from a TOML file with exactly the tables ``[smoke]``, ``[cpu]`` and
+    ``[paper]``, with ``fixed`` keys (an architecture, a variant) added to every profile. A plugin's
+    profiles take this shape too."""
+    path = Path(path)
+    try:
+        profiles = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{path}: not valid TOML: {error}") from None
     if sorted(profiles) != sorted(PROFILES):
         raise ValueError(f"{path}: needs exactly the tables {list(PROFILES)}, found {sorted(profiles)}")
+    for profile, values in profiles.items():
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: [{profile}] must be a table of hyperparameters, found {values!r}")
     return {profile: values | fixed for profile, values in profiles.items()}
+
+
+def file_profiles(name: str, **fixed: Any) -> dict[str, dict[str, Any]]:
+    """A built-in model's profiles, from ``baselines/<name>.toml`` beside its code (`profiles_from_toml`)."""
+    return profiles_from_toml(Path(__file__).with_name(f"{name}.toml"), **fixed)
 
 
 def _sequential_rows() -> list[ModelEntry]:
@@ -147,8 +176,75 @@ MODELS: dict[str, ModelEntry] = {
 }
 
 
-def get(name: str) -> ModelEntry:
+BUILTIN_MODELS = frozenset(MODELS)
+ENTRY_POINTS = "gamer_bench.models"
+
+
+@cache
+def plugin_entry_points() -> dict[str, metadata.EntryPoint]:
+    """The installed plugins' model entry points by name, none of them imported (read once a process).
+    One that reuses a built-in name is never loaded; a warning says so once."""
+    found = {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINTS)}
+    for name in sorted(set(found) & BUILTIN_MODELS):
+        warnings.warn(
+            f"installed plugin model {name!r} ({found[name].value}) is ignored: {name!r} is a built-in row",
+            stacklevel=2,
+        )
+    return found
+
+
+def register(entry: ModelEntry) -> bool:
+    """Add a plugin's model; False, with a warning, where the name is taken (built-in names win, and
+    a name registered first stays). An entry without the three profiles is an error naming its source."""
+    if not isinstance(entry, ModelEntry):
+        raise TypeError(f"a plugin must give a baselines.registry.ModelEntry, got {type(entry).__name__}: {entry!r}")
+    missing = [p for p in PROFILES if p not in entry.profiles]
+    if missing:
+        raise ValueError(
+            f"plugin model {entry.name!r} ({entry.source}): no profile {missing}; it needs {list(PROFILES)}"
+        )
+    taken = MODELS.get(entry.name)
+    if taken is not None:
+        if taken != entry:
+            owner = "a built-in row" if entry.name in BUILTIN_MODELS else taken.source
+            warnings.warn(
+                f"plugin model {entry.name!r} ({entry.source}) is ignored: the name belongs to {owner}", stacklevel=2
+            )
+        return False
+    MODELS[entry.name] = entry
+    return True
+
+
+def load_plugin(name: str) -> ModelEntry | None:
+    """The installed plugin model ``name``, imported and registered now; None where no plugin has that
+    name. Whatever goes wrong inside the plugin is raised naming the plugin and its distribution."""
+    ep = plugin_entry_points().get(name)
+    if ep is None:
+        return None
+    dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist is not None else ep.value
     try:
-        return MODELS[name]
-    except KeyError:
-        raise ValueError(f"unknown model {name!r}; registered models: {sorted(MODELS)}") from None
+        loaded = ep.load()
+        entry = loaded() if callable(loaded) and not isinstance(loaded, ModelEntry) else loaded
+    except Exception as error:
+        raise RuntimeError(f"plugin model {name!r} ({dist}, {ep.value}) failed to load: {error!r}") from error
+    if not isinstance(entry, ModelEntry):
+        raise TypeError(f"plugin model {name!r} ({dist}, {ep.value}) gave {type(entry).__name__}, not a ModelEntry")
+    if entry.name != name:
+        raise ValueError(
+            f"plugin entry point {name!r} ({dist}) gave a model named {entry.name!r}: the names must agree"
+        )
+    entry = entry if entry.source != "built-in" else replace(entry, source=f"plugin {dist}")
+    register(entry)
+    return MODELS[name]
+
+
+def get(name: str) -> ModelEntry:
+    """The model of a row: a built-in, a plugin registered this run, or an installed plugin (loaded now)."""
+    entry = MODELS.get(name) or load_plugin(name)
+    if name in BUILTIN_MODELS:
+        plugin_entry_points()  # warns of an installed plugin that uses a built-in name
+    if entry is None:
+        plugins = sorted(set(plugin_entry_points()) - set(MODELS))
+        more = f"; installed plugins: {plugins}" if plugins else ""
+        raise ValueError(f"unknown model {name!r}; registered models: {sorted(MODELS)}{more}")
+    return entry

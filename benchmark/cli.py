@@ -76,9 +76,11 @@ def resume_command(argv: list[str]) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from benchmark.plugins import ensure_models
     from benchmark.store import results_dir
 
     root = results_dir(args.results_dir)
+    ensure_models(args.models or ())  # an installed plugin's row, imported only when asked for
     if args.max_steps is not None:
         return _rehearse(args)
     with _epoch_lines(args.jobs == 1 and not args.quiet):  # one cell at a time: show each epoch as it ends
@@ -131,6 +133,7 @@ def _run_tables(args: argparse.Namespace, root: Path) -> int:
                     args.keep_checkpoints,
                     args.precision,
                     args.tensorboard and args.tensorboard.resolve(),
+                    tuple(args.plugins or ()),
                 ),
             )
         except runner.Interrupted as stop:
@@ -173,10 +176,15 @@ def _rehearse(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from benchmark.plots import plot_leakage, plot_ranking_figure
+    from benchmark.plugins import ensure_stored
     from benchmark.report import all_documents, render
     from benchmark.store import results_dir
 
     root = results_dir(args.results_dir)
+    for model in ensure_stored(root):
+        print(
+            f"gamer-bench: cells of model {model!r} are not shown: no plugin of that name is installed", file=sys.stderr
+        )
     if args.output_dir:
         from benchmark.site import write_site
 
@@ -216,6 +224,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_claims(args: argparse.Namespace) -> int:
     from benchmark.claims import CLAIMS, judge_all, render
+    from benchmark.plugins import ensure_stored
     from benchmark.store import results_dir
 
     known = [c.id for c in CLAIMS]
@@ -223,6 +232,7 @@ def cmd_claims(args: argparse.Namespace) -> int:
     if unknown:
         raise ValueError(f"unknown claim(s) {', '.join(unknown)}; the claims are {', '.join(known)}")
     root = results_dir(args.results_dir)
+    ensure_stored(root)
     text = render(judge_all(root, args.profile, args.claims), args.format, args.profile)
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
@@ -230,6 +240,12 @@ def cmd_claims(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def cmd_validate_row(args: argparse.Namespace) -> int:
+    from benchmark import validate
+
+    return validate.main(args.name, profile=args.profile, seed=args.seed or 0, dataset=args.dataset)
 
 
 def cmd_readme(args: argparse.Namespace) -> int:
@@ -278,7 +294,17 @@ def build_parser() -> argparse.ArgumentParser:
         func=cmd_datasets
     )
 
+    def plugins(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--plugins",
+            type=arguments.name_list,
+            metavar="MODULE",
+            help="modules (comma separated, importable from here or PYTHONPATH) whose MODELS and DATASETS "
+            "lists add rows and datasets (docs/adding-a-model.md); installed plugins need no flag",
+        )
+
     def target(p: argparse.ArgumentParser) -> None:
+        plugins(p)
         group = p.add_mutually_exclusive_group()
         group.add_argument("--table", type=int, help="paper table number")
         group.add_argument("--figure", type=int, help="paper figure number")
@@ -357,12 +383,24 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(func=cmd_report)
 
     claims = sub.add_parser("claims", help="judge each of the paper's claims from stored cells")
+    plugins(claims)
     claims.add_argument("--results-dir", help="where results are stored (default: $GAMER_BENCH_RESULTS or ./results)")
     claims.add_argument("--profile", choices=PROFILES, default="cpu", help="the profile whose cells are judged")
     claims.add_argument("--claims", type=arguments.name_list, help="claim ids, comma separated (default: all)")
     claims.add_argument("--format", choices=("markdown", "latex", "json"), default="markdown")
     claims.add_argument("--output", help="write to this file instead of stdout")
     claims.set_defaults(func=cmd_claims)
+
+    validate_row = sub.add_parser(
+        "validate-row",
+        help="check that a row's model meets the contract (a plugin author's test; docs/adding-a-model.md)",
+    )
+    validate_row.add_argument("name", help="the row's registry name (a built-in, or a plugin's)")
+    plugins(validate_row)
+    validate_row.add_argument("--profile", choices=PROFILES, default="smoke")
+    validate_row.add_argument("--seed", type=arguments.seed, help="the seed of both fits (default 0)")
+    validate_row.add_argument("--dataset", help="a built-in name or PATH.toml (default: a 60-user embedded log)")
+    validate_row.set_defaults(func=cmd_validate_row)
 
     readme = sub.add_parser("readme", help="rewrite README.md's results section from the published cells")
     readme.add_argument("--check", action="store_true", help="only check that the section is current (exit 1 if not)")
@@ -405,6 +443,10 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = argv
     keep_freed_memory()
     try:
+        if getattr(args, "plugins", None):
+            from benchmark.plugins import load_modules
+
+            load_modules(args.plugins)
         return args.func(args)
     except (ValueError, FileNotFoundError) as error:
         print(f"gamer-bench: error: {error}", file=sys.stderr)

@@ -114,6 +114,8 @@ def cell_config(spec: TableSpec, cell: Cell, precision: str = "fp32") -> dict[st
             "profile": cell.profile,
             "hyperparameters": hyperparameters(spec, cell),
         }
+        source = registry.get(cell.model).source
+        config |= {"source": source} if source != "built-in" else {}  # a plugin's version: never reuse older
         if spec.kind == "conversion":
             config["protocol"] = CONVERSION_PROTOCOL
         else:
@@ -393,12 +395,14 @@ class CellOptions:
     epoch end, beside the cell (``<profile>-seed<S>.ckpt``), deleted once the cell is stored unless
     ``keep_checkpoints``. ``precision`` (`gamer.precision`): fp32 or bf16, None = the device's default
     (bf16 on CUDA, fp32 on the CPU); `run` resolves it before the cells start. ``tensorboard``: a folder
-    where each training cell writes its per-epoch scalars (`gamer.scalars`), in a subfolder per cell."""
+    where each training cell writes its per-epoch scalars (`gamer.scalars`), in a subfolder per cell.
+    ``plugins``: the ``--plugins`` modules (`benchmark.plugins`), registered again in each worker."""
 
     checkpoint_minutes: float = DEFAULT_MINUTES
     keep_checkpoints: bool = False
     precision: str | None = None
     tensorboard: Path | None = None
+    plugins: tuple[str, ...] = ()  # `--plugins` modules, imported again by each worker process
 
 
 def tensorboard_folder(cell: Cell, folder: Path) -> Path:
@@ -692,6 +696,10 @@ def _guarded_cell(
     if parent is not None:
         _exit_with_parent(parent)
     try:
+        if options.plugins:
+            from benchmark.plugins import load_modules
+
+            load_modules(options.plugins)
         return run_cell(spec, cell, root, options), ""
     except Exception as error:  # reported per cell; the run goes on
         return [], f"{cell.describe()}: {type(error).__name__}: {error}"

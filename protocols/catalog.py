@@ -734,13 +734,63 @@ def dataset_key(name_or_path: str) -> str:
     return f"{toml.stem}-{hashlib.sha256(str(toml).encode()).hexdigest()[:10]}"
 
 
+DATASET_ENTRY_POINTS = "gamer_bench.datasets"
+PLUGIN_DATASETS: dict[str, DatasetSpec] = {}  # registered by `gamer-bench ... --plugins module` or loaded
+
+
+def register_dataset(spec: DatasetSpec) -> bool:
+    """Add a plugin's dataset; False, with a warning, where the name is taken (built-in names win, and a
+    name registered first stays). Its ``origin`` is part of its results' identity."""
+    if not isinstance(spec, DatasetSpec):
+        raise TypeError(f"a plugin must give a protocols.catalog.DatasetSpec, got {type(spec).__name__}: {spec!r}")
+    taken = BUILTIN.get(spec.name) or PLUGIN_DATASETS.get(spec.name)
+    if taken is not None:
+        if taken is not spec:
+            warnings.warn(
+                f"plugin dataset {spec.name!r} ({spec.origin}) is ignored: the name belongs to {taken.origin}",
+                stacklevel=2,
+            )
+        return False
+    PLUGIN_DATASETS[spec.name] = spec
+    return True
+
+
+def _installed_plugin_dataset(name: str) -> DatasetSpec | None:
+    """The installed plugin dataset ``name`` (entry point group ``gamer_bench.datasets``: a DatasetSpec
+    or a function returning one), imported and registered now; None where no plugin has that name."""
+    from importlib import metadata
+
+    found = [ep for ep in metadata.entry_points(group=DATASET_ENTRY_POINTS) if ep.name == name]
+    if not found:
+        return None
+    ep = found[0]
+    dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist is not None else ep.value
+    try:
+        loaded = ep.load()
+        spec = loaded() if callable(loaded) and not isinstance(loaded, DatasetSpec) else loaded
+    except Exception as error:
+        raise RuntimeError(f"plugin dataset {name!r} ({dist}, {ep.value}) failed to load: {error!r}") from error
+    if not isinstance(spec, DatasetSpec) or spec.name != name:
+        raise TypeError(f"plugin dataset {name!r} ({dist}) must give a DatasetSpec named {name!r}, got {spec!r}")
+    register_dataset(replace(spec, origin=f"plugin {dist}") if spec.origin == "builtin" else spec)
+    return PLUGIN_DATASETS[name]
+
+
 def resolve(name_or_path: str) -> DatasetSpec:
-    """A built-in name, or the path of a TOML file describing a custom dataset."""
+    """A built-in name, the path of a TOML file describing a custom dataset, or a plugin's dataset."""
     if name_or_path in BUILTIN:
         return BUILTIN[name_or_path]
+    if name_or_path in PLUGIN_DATASETS:
+        return PLUGIN_DATASETS[name_or_path]
     if name_or_path.endswith(".toml"):
         toml = Path(name_or_path).expanduser()
         if not toml.exists():
             raise FileNotFoundError(f"dataset description {name_or_path} does not exist")
         return dataset_from_toml(toml)
-    raise ValueError(f"unknown dataset {name_or_path!r}: use one of {sorted(BUILTIN)} or a path to a .toml file")
+    spec = _installed_plugin_dataset(name_or_path)
+    if spec is not None:
+        return spec
+    raise ValueError(
+        f"unknown dataset {name_or_path!r}: use one of {sorted(BUILTIN | PLUGIN_DATASETS)}, a path to a .toml file, "
+        "or an installed plugin's dataset"
+    )
