@@ -1,12 +1,8 @@
 """The protocol every discriminative baseline is trained and tested under (paper Appendix A).
 
-- **Training samples** (`InteractionSamples`): every training interaction outside its user's first
-  session is a target; its history is the user's interactions of *earlier sessions only*, cut to
-  the most recent ``max_len``::
-
-      user u:  | session 1 | session 2        | session 3 ... | valid | test |
-                             ^ target t
-               [ history ]   (items of t's own session before t are not visible: Section 3.2)
+- **Training samples** (`protocols.samples.InteractionSamples`): every training interaction outside
+  its user's first session is a target; its history is the user's interactions of *earlier sessions
+  only*, cut to the most recent ``max_len`` (Section 3.2).
 
 - **Model selection** (`SampledCandidates`): after each epoch, the target-behavior validation
   queries are scored on 1,000 candidates each (the query's positives and negatives drawn once,
@@ -51,6 +47,7 @@ from protocols import metrics
 from protocols.interactions import Interactions
 from protocols.model import Ranking, Recommender
 from protocols.queries import Queries, ragged_rows
+from protocols.samples import InteractionSamples
 
 TRAINING_DEFAULTS: dict[str, Any] = {
     "max_len": 50,
@@ -150,50 +147,6 @@ class TokenSpace:
             return items
         blocks = items.reshape(len(items), self.n_behaviors, self.n_items)
         return blocks[torch.arange(len(items)), level.long()]
-
-
-# ---- training samples ------------------------------------------------------------------------------
-
-
-def session_start_rows(inter: Interactions) -> np.ndarray:
-    """``[n]``: the row where each row's (user, session) begins (rows are in canonical order)."""
-    if inter.session is None:
-        raise ValueError("interactions have no sessions; apply protocols.sessions.sessionize first")
-    new = np.ones(len(inter), dtype=bool)
-    new[1:] = (inter.user[1:] != inter.user[:-1]) | (inter.session[1:] != inter.session[:-1])
-    starts = np.flatnonzero(new)
-    return starts[np.cumsum(new) - 1]
-
-
-@dataclass(frozen=True)
-class InteractionSamples:
-    """Interaction-level training samples of a training log (drawing in the module docstring).
-
-    ``target[s]`` is the row of sample s's target; its history is rows
-    ``history_start[s]:history_end[s]`` (earlier sessions of the same user, the last ``max_len``).
-    """
-
-    target: np.ndarray
-    history_start: np.ndarray
-    history_end: np.ndarray
-
-    @classmethod
-    def from_train(cls, train: Interactions, max_len: int, *, target_level: int | None = None) -> InteractionSamples:
-        """Samples of every row outside its user's first session (only ``target_level`` rows if given)."""
-        if max_len < 1:
-            raise ValueError(f"max_len must be >= 1, got {max_len}")
-        session_start = session_start_rows(train)
-        user_start = train.user_offsets[train.user]
-        keep = session_start > user_start  # not in the user's first session: it has a history
-        if target_level is not None:
-            keep &= train.behavior == target_level
-        target = np.flatnonzero(keep)
-        end = session_start[target]
-        start = np.maximum(user_start[target], end - max_len)
-        return cls(target, start, end)
-
-    def __len__(self) -> int:
-        return len(self.target)
 
 
 def history_batch(

@@ -2,7 +2,7 @@
 
 Trained at interaction level, as the authors trained them (reference notes §4.5, §6): every
 training interaction outside its user's first session is a sample whose history is the user's
-earlier sessions (`baselines.discriminative.InteractionSamples`, the most recent ``max_history``
+earlier sessions (`protocols.samples.InteractionSamples`, the most recent ``max_history``
 interactions). The token layout (`Seq2SeqLayout`) is shared with GAMER's tokenizer and beam search::
 
     encoder   <b> id_1 .. id_L   <b> id_1 .. id_L  ...  </s>      history, oldest first (TIGER: no <b>)
@@ -28,7 +28,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from baselines.discriminative import InteractionSamples
 from gamer.augmentation import augment
 from gamer.beam_search import PrefixTrie, constrained_beam_search
 from gamer.tokenizers import build_tokenizer
@@ -36,6 +35,7 @@ from gamer.training import TrainConfig, init_distributed, rank_and_world, train_
 from protocols.interactions import Interactions
 from protocols.model import Ranking, Recommender
 from protocols.queries import Queries, gather_ranges, ragged_rows
+from protocols.samples import InteractionSamples
 
 PAD = 0  # padding, and the decoder's start token (T5)
 

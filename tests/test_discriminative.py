@@ -16,7 +16,6 @@ from baselines import registry
 from baselines.batch import SequenceBatch
 from baselines.discriminative import (
     DiscriminativeRecommender,
-    InteractionSamples,
     SampledCandidates,
     TokenSpace,
     history_batch,
@@ -24,6 +23,7 @@ from baselines.discriminative import (
 )
 from protocols.interactions import Interactions, Schema, SessionRule
 from protocols.queries import Queries
+from protocols.samples import InteractionSamples
 from protocols.splits import SessionSplit
 from protocols.synthetic import SyntheticConfig, generate
 
