@@ -138,8 +138,8 @@ def _graph_rows() -> list[ModelEntry]:
     """Multi-behavior graph models on user x item graphs of the training split (written here: SSLRec
     is not on the package index)."""
     return [
-        ModelEntry("mbgmn", "MB-GMN", "baselines.graph:MBGMN", file_profiles("mbgmn")),
-        ModelEntry("smbrec", "S-MBRec", "baselines.graph:SMBRec", file_profiles("smbrec")),
+        ModelEntry("mbgmn", "MB-GMN", "baselines.mbgmn:MBGMN", file_profiles("mbgmn")),
+        ModelEntry("smbrec", "S-MBRec", "baselines.smbrec:SMBRec", file_profiles("smbrec")),
     ]
 
 

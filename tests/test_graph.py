@@ -1,4 +1,4 @@
-"""The multi-behavior graph baselines (baselines/graph.py): MB-GMN and S-MBRec."""
+"""The multi-behavior graph baselines: their shared graphs (baselines/graph.py), MB-GMN and S-MBRec."""
 
 from __future__ import annotations
 
@@ -10,17 +10,9 @@ import pytest
 import torch
 
 from baselines.discriminative import TRAINING_DEFAULTS
-from baselines.graph import (
-    MBGMN,
-    BehaviorGraph,
-    ContrastSample,
-    MBGMNModule,
-    SMBRec,
-    SMBRecModule,
-    build_graphs,
-    normalized_adjacency,
-    star_contrastive_loss,
-)
+from baselines.graph import BehaviorGraph, build_graphs, normalized_adjacency
+from baselines.mbgmn import MBGMN, MBGMNModule
+from baselines.smbrec import ContrastSample, SMBRec, SMBRecModule, star_contrastive_loss
 from gamer.training import STOP_MAX_STEPS
 from protocols import Interactions, Schema, SessionRule, SessionSplit
 from protocols.queries import ragged_rows
