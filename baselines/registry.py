@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cache
-from importlib import metadata
+from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ else:  # pragma: no cover
 from baselines.recency import RecencyRule
 from baselines.rule_based import RuleBased
 from gamer.profiles import decoder_profiles, ranking_profiles
+from protocols import entry_points
 from protocols.model import Estimator
 
 PROFILES = ("smoke", "cpu", "paper")
@@ -181,10 +182,10 @@ ENTRY_POINTS = "gamer_bench.models"
 
 
 @cache
-def plugin_entry_points() -> dict[str, metadata.EntryPoint]:
+def plugin_entry_points() -> dict[str, EntryPoint]:
     """The installed plugins' model entry points by name, none of them imported (read once a process).
     One that reuses a built-in name is never loaded; a warning says so once."""
-    found = {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINTS)}
+    found = entry_points.installed(ENTRY_POINTS)
     for name in sorted(set(found) & BUILTIN_MODELS):
         warnings.warn(
             f"installed plugin model {name!r} ({found[name].value}) is ignored: {name!r} is a built-in row",
@@ -221,20 +222,9 @@ def load_plugin(name: str) -> ModelEntry | None:
     ep = plugin_entry_points().get(name)
     if ep is None:
         return None
-    dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist is not None else ep.value
-    try:
-        loaded = ep.load()
-        entry = loaded() if callable(loaded) and not isinstance(loaded, ModelEntry) else loaded
-    except Exception as error:
-        raise RuntimeError(f"plugin model {name!r} ({dist}, {ep.value}) failed to load: {error!r}") from error
-    if not isinstance(entry, ModelEntry):
-        raise TypeError(f"plugin model {name!r} ({dist}, {ep.value}) gave {type(entry).__name__}, not a ModelEntry")
-    if entry.name != name:
-        raise ValueError(
-            f"plugin entry point {name!r} ({dist}) gave a model named {entry.name!r}: the names must agree"
-        )
-    entry = entry if entry.source != "built-in" else replace(entry, source=f"plugin {dist}")
-    register(entry)
+    entry = entry_points.load(ep, ModelEntry, "model")
+    source = f"plugin {entry_points.distribution(ep)}"
+    register(entry if entry.source != "built-in" else replace(entry, source=source))
     return MODELS[name]
 
 

@@ -23,6 +23,7 @@ from typing import Any, get_args, get_type_hints
 
 import numpy as np
 
+from protocols import entry_points
 from protocols.interactions import Interactions, Schema, SessionRule
 
 if sys.version_info >= (3, 11):
@@ -758,21 +759,12 @@ def register_dataset(spec: DatasetSpec) -> bool:
 def _installed_plugin_dataset(name: str) -> DatasetSpec | None:
     """The installed plugin dataset ``name`` (entry point group ``gamer_bench.datasets``: a DatasetSpec
     or a function returning one), imported and registered now; None where no plugin has that name."""
-    from importlib import metadata
-
-    found = [ep for ep in metadata.entry_points(group=DATASET_ENTRY_POINTS) if ep.name == name]
-    if not found:
+    ep = entry_points.installed(DATASET_ENTRY_POINTS).get(name)
+    if ep is None:
         return None
-    ep = found[0]
-    dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist is not None else ep.value
-    try:
-        loaded = ep.load()
-        spec = loaded() if callable(loaded) and not isinstance(loaded, DatasetSpec) else loaded
-    except Exception as error:
-        raise RuntimeError(f"plugin dataset {name!r} ({dist}, {ep.value}) failed to load: {error!r}") from error
-    if not isinstance(spec, DatasetSpec) or spec.name != name:
-        raise TypeError(f"plugin dataset {name!r} ({dist}) must give a DatasetSpec named {name!r}, got {spec!r}")
-    register_dataset(replace(spec, origin=f"plugin {dist}") if spec.origin == "builtin" else spec)
+    spec = entry_points.load(ep, DatasetSpec, "dataset")
+    origin = f"plugin {entry_points.distribution(ep)}"
+    register_dataset(replace(spec, origin=origin) if spec.origin == "builtin" else spec)
     return PLUGIN_DATASETS[name]
 
 
