@@ -177,7 +177,8 @@ def _rehearse(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from benchmark.plots import plot_leakage, plot_ranking_figure
     from benchmark.plugins import ensure_stored
-    from benchmark.report import all_documents, render
+    from benchmark.render import render
+    from benchmark.report import all_documents
     from benchmark.store import results_dir
 
     root = results_dir(args.results_dir)

@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display on CI or servers
 import matplotlib.pyplot as plt  # noqa: E402
 
-from benchmark.report import Document  # noqa: E402
+from benchmark.document import Document  # noqa: E402
 
 
 def _save(fig: plt.Figure, path: Path) -> list[Path]:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from benchmark.claims import judge_all
 from benchmark.claims import to_markdown as claims_markdown
-from benchmark.report import documents_for, to_markdown
+from benchmark.render import to_markdown
+from benchmark.report import documents_for
 from benchmark.store import REPO_ROOT
 from benchmark.tables import SPECS
 

@@ -1,4 +1,6 @@
-r"""Renders stored cells as tables (Markdown, LaTeX, CSV, JSON) with the paper's numbers beside ours.
+r"""Builds the report of stored cells, table by table, with the paper's numbers beside ours: grouping,
+marks, intervals and the comparison with the paper (`benchmark.render` writes the documents out as
+Markdown, LaTeX, CSV or JSON).
 
 A document is one table at one profile: the report never mixes profiles. Data-only tables
 (Table 1, Figure 2) have no profile. A ranking row whose model has no stored result reads
@@ -21,26 +23,22 @@ datasets than the paper's, so they put the paper's numbers beside ours without a
 Each of our metric values carries its number of queries and a 95 % percentile-bootstrap interval
 over queries (each query's mean over seeds): JSON rows keep ``queries`` and ``ci``, CSV adds a
 ``queries`` column and two per metric, Markdown and LaTeX show ``value ± half-width`` when asked
-(``render(..., ci=True)``, ``gamer-bench report --ci``). Outside smoke, a table's header states the
+(``benchmark.render.render(..., ci=True)``, ``gamer-bench report --ci``). Outside smoke, a table's header states the
 verdict of each of the paper's claims that rests on it (`benchmark.claims`).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tabulate import tabulate
 
 from benchmark.claims import claim_lines
-from benchmark.escape import csv_safe, latex_escape, markdown_escape
+from benchmark.document import Document
 from benchmark.stats import bootstrap_interval, compare_rows, query_means
 from benchmark.store import Cell, stored_cells, training_record
 from benchmark.tables import SPECS, TableSpec
@@ -52,8 +50,6 @@ CAP_MARK = "†"
 CAP_LEGEND = f"{CAP_MARK} = stopped at the epoch cap, not at its plateau (a seed at least): not converged"
 DELTA = "Δ vs paper"
 DELTA_LEGEND = "Δ vs paper = (ours - paper) / paper, per column (ours: the mean over seeds)"
-FORMATS = ("markdown", "latex", "csv", "json")
-SIGNIFICANCE = {"better": "▲", "worse": "▼"}
 MARKS_LEGEND = (
     "Marks on our rows, per column within each dataset and evaluation: bold = best; underline = best baseline "
     "(every row but GAMER's)"
@@ -64,26 +60,6 @@ TESTS_LEGEND = (
     "over per-query values (each query's mean over seeds), both p < 0.05 after Holm over all row-metric "
     "comparisons of the dataset and evaluation"
 )
-
-
-@dataclass
-class Document:
-    """One rendered unit: a table spec, a profile, our rows and the paper's rows."""
-
-    spec: TableSpec
-    profile: str | None
-    rows: list[dict[str, Any]]
-    header: list[str] = field(default_factory=list)
-
-    def as_json(self) -> dict[str, Any]:
-        paper = [{k: v for k, v in row.items() if k != "model"} for row in self.spec.paper]
-        return {
-            "id": self.spec.id,
-            "title": self.spec.title,
-            "profile": self.profile,
-            "rows": self.rows,
-            "paper": paper,
-        }
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -299,10 +275,6 @@ def _vs_paper(spec: TableSpec, row: dict[str, Any], columns: dict[str, str]) -> 
     return {"vs_paper": {"dataset": paper_dataset, "values": values, "relative": rounded}}
 
 
-def _relative_text(relative: float | None) -> str:
-    return "-" if relative is None else f"{100 * relative:+.1f} %"
-
-
 def _training_cost_documents(spec: TableSpec, cells: list[dict]) -> list[Document]:
     """Table 6 per profile: each row's size and training cost, and the MBGen / GAMER time ratio."""
     by_profile: dict[str, list[dict]] = defaultdict(list)
@@ -453,229 +425,6 @@ def _verdict_lines(spec: TableSpec, root: Path, profile: str | None) -> list[str
     if profile is None or profile == "smoke":
         return []
     return claim_lines(spec.id, root, profile)
-
-
-# -- rendering -------------------------------------------------------------------------------------
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
-
-
-class Marked(str):
-    """One of our values with its marks. It is the plain value as a ``str``, so whatever ignores the
-    marks (CSV cells, ``tabulate``) prints the number; the Markdown and LaTeX renderers draw them."""
-
-    bold: bool
-    underline: bool
-    verdict: str  # against the column's best baseline: "better", "worse", "n.s." or "" (not tested)
-
-    def __new__(cls, text: str, bold: bool = False, underline: bool = False, verdict: str = "") -> Marked:
-        cell = super().__new__(cls, text)
-        cell.bold, cell.underline, cell.verdict = bold, underline, verdict
-        return cell
-
-    @property
-    def words(self) -> list[str]:
-        """The marks as CSV words: ``bold``, ``underline``, ``better``, ``worse``."""
-        flags = [("bold", self.bold), ("underline", self.underline)]
-        return [word for word, on in flags if on] + ([self.verdict] if self.verdict in SIGNIFICANCE else [])
-
-
-def _cell_text(row: dict, column: str, ci: bool = False) -> str:
-    value = row.get(column, "")
-    if ci and column in row.get("ci", {}):
-        low, high = row["ci"][column]
-        text = f"{value:.4f} ± {(high - low) / 2:.4f}"
-    elif column + " std" in row:
-        text = f"{value:.4f} ± {row[column + ' std']:.4f}"
-    else:
-        text = _fmt(value)
-    marks = row.get("marks", {}).get(column)
-    if not marks:
-        return text
-    return Marked(text, marks["bold"], marks["underline"], marks.get("vs_best_baseline", ""))
-
-
-def _label(doc: Document, row: dict[str, Any]) -> str:
-    """A row's name, marked where it did not converge (at smoke no row does: the header says so once)."""
-    return row["label"] + (CAP_MARK if doc.profile != "smoke" and capped(row) else "")
-
-
-def _interval_columns(row: dict[str, Any], columns: tuple[str, ...]) -> list[str]:
-    """CSV's extra fields: the number of queries, then each column's 95 % interval (low, high)."""
-    ci = row.get("ci", {})
-    bounds = [_fmt(x) for c in columns for x in ci.get(c, ("", ""))]
-    return [str(row.get("queries", ""))] + bounds
-
-
-def _grid(doc: Document, ci: bool = False, interval_columns: bool = False) -> tuple[list[str], list[list[str]]]:
-    """Headers and body lines, ours and the paper's beside each other. ``ci``: our values read
-    ``value ± half-width`` of their bootstrap interval; ``interval_columns``: the queries and each
-    interval get columns of their own (CSV)."""
-    spec = doc.spec
-    if spec.has_metric_rows:
-        several = len(spec.evaluations) > 1
-        headers = (["Evaluation"] if several else []) + ["Model", "Source"] + list(spec.columns)
-        extra = ["queries"] + [f"{c} {b}" for c in spec.columns for b in ("CI95 low", "CI95 high")]
-        headers += extra if interval_columns else []
-        blank = [""] * len(extra) if interval_columns else []
-        body = []
-        for row in doc.rows:
-            lead = [row.get("evaluation", "")] if several else []
-            values = [_cell_text(row, c, ci) for c in spec.columns]
-            intervals = _interval_columns(row, spec.columns) if interval_columns else []
-            body.append(lead + [_label(doc, row), f"ours ({row['dataset']})"] + values + intervals)
-            paper = row.get("vs_paper")
-            if paper is None:
-                published, paper_dataset = paper_row(spec, row)  # a row not run: the paper's line alone
-                if published is None:
-                    continue
-                paper = {"dataset": paper_dataset, "values": published}
-            lead = [""] if several else []
-            paper_values = [_fmt(paper["values"][c]) for c in spec.columns]
-            body.append(lead + ["", f"paper ({paper['dataset']})"] + paper_values + blank)
-            if "relative" in paper:
-                body.append(lead + ["", DELTA] + [_relative_text(paper["relative"][c]) for c in spec.columns] + blank)
-        return headers, body
-    if spec.kind == "training-cost":
-        headers = ["Model", "Source", "#Parameters", "s / epoch", "epochs to best", "epochs run", "training time"]
-        paper = {paper_value_key(p): p for p in spec.paper}
-        body = []
-        for row in doc.rows:
-            if row.get("parameters") == NOT_RUN:
-                body.append([row["label"], "ours"] + [NOT_RUN] * 5)
-            else:
-                body.append(
-                    [_label(doc, row), f"ours ({row['dataset']})"]
-                    + [f"{row['parameters'] / 1e6:.2f}M"]
-                    + [f"{row['seconds per epoch']:.1f} s", str(row["epochs to best"]), str(row["epochs run"])]
-                    + [f"{row['training s']:.0f} s"]
-                )
-            published = paper.get(paper_value_key(row))
-            if published is not None:
-                body.append(
-                    ["", f"paper ({spec.paper_dataset})", f"{published['parameters'] / 1e6:.2f}M", "-"]
-                    + [str(published["epochs"]), "-", f"~{published['hours']} h"]
-                )
-            if "vs_paper" in row:
-                relative = row["vs_paper"]["relative"]
-                body.append(
-                    ["", DELTA, _relative_text(relative["parameters"]), "-", _relative_text(relative["epochs"])]
-                    + ["-", "-"]
-                )
-        return headers, body
-    if spec.kind == "leakage":
-        headers = ["dataset", "variant"] + [f"k={k}" for k in sorted({r["k"] for r in doc.rows})]
-        table: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
-        for r in doc.rows:
-            table[(r["dataset"], r["variant"])][r["k"]] = r["ratio"]
-        body = [[d, v] + [_fmt(ratios[k]) for k in sorted(ratios)] for (d, v), ratios in table.items()]
-        return headers, body
-    columns = list(doc.rows[0]) if doc.rows else list(spec.columns)
-    headers = ["Source"] + columns
-    body = [["ours"] + [_fmt(r.get(c, "")) for c in columns] for r in doc.rows]
-    body += [["paper"] + [_fmt(p.get(c, "")) for c in columns] for p in spec.paper]
-    return headers, body
-
-
-def _title(doc: Document) -> str:
-    name = doc.spec.id.replace("-", " ").capitalize()
-    return f"{name}: {doc.spec.title}" + (f" [profile: {doc.profile}]" if doc.profile else "")
-
-
-def _markdown_cell(cell: str) -> str:
-    if not isinstance(cell, Marked):
-        return markdown_escape(cell)
-    text = markdown_escape(str(cell))
-    text = f"**{text}**" if cell.bold else text
-    text = f"<u>{text}</u>" if cell.underline else text
-    return text + SIGNIFICANCE.get(cell.verdict, "")
-
-
-CI_LEGEND = "± = half the width of the 95 % bootstrap interval over queries (each query's mean over seeds)"
-
-
-def _header(doc: Document, ci: bool) -> list[str]:
-    with_ci = ci and any("ci" in row for row in doc.rows)
-    return doc.header + ([CI_LEGEND] if with_ci else [])
-
-
-def to_markdown(doc: Document, ci: bool = False) -> str:
-    headers, grid = _grid(doc, ci)
-    body = [[_markdown_cell(cell) for cell in line] for line in grid]
-    lines = [f"### {markdown_escape(_title(doc))}", ""] + [f"- {markdown_escape(h)}" for h in _header(doc, ci)]
-    if doc.spec.note:
-        lines.append(f"- Note: {markdown_escape(doc.spec.note)}")
-    headers = [markdown_escape(h) for h in headers]
-    lines += ["", tabulate(body, headers=headers, tablefmt="github", disable_numparse=True), ""]
-    return "\n".join(lines)
-
-
-def _latex_cell(cell: str) -> str:
-    text = latex_escape(cell)
-    if not isinstance(cell, Marked):
-        return text
-    text = r"\textbf{" + text + "}" if cell.bold else text
-    text = r"\underline{" + text + "}" if cell.underline else text
-    return text + latex_escape(SIGNIFICANCE.get(cell.verdict, ""))
-
-
-def to_latex(doc: Document, ci: bool = False) -> str:
-    """A booktabs table that compiles as is (needs \\usepackage{booktabs,amssymb}, as its first line says)."""
-    headers, body = _grid(doc, ci)
-    align = "ll" + "r" * (len(headers) - 2)
-    lines = [
-        r"% requires \usepackage{booktabs,amssymb}",
-        r"\begin{table}[t]",
-        r"\centering",
-        r"\caption{" + latex_escape(_title(doc)) + " " + latex_escape("; ".join(_header(doc, ci))) + "}",
-        r"\label{tab:" + doc.spec.id + (f"-{doc.profile}" if doc.profile else "") + "}",
-        r"\begin{tabular}{" + align + "}",
-        r"\toprule",
-        " & ".join(latex_escape(h) for h in headers) + r" \\",
-        r"\midrule",
-    ]
-    lines += [" & ".join(_latex_cell(cell) for cell in line) + r" \\" for line in body]
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
-    return "\n".join(lines)
-
-
-def _csv_marks(headers: list[str], line: list[str]) -> str:
-    """``HR@10=bold+better; N@10=underline``: the marks of one line, by column."""
-    marked = zip(headers, line, strict=True)
-    return "; ".join(f"{h}={'+'.join(c.words)}" for h, c in marked if isinstance(c, Marked) and c.words)
-
-
-def to_csv(doc: Document) -> str:
-    """Plain values; tables of metric rows add the number of queries and each value's 95 % bootstrap
-    interval (two columns per metric, empty without per-query values), then a last column ``marks``
-    (see the module docstring)."""
-    headers, body = _grid(doc, interval_columns=True)
-    marks = doc.spec.has_metric_rows
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["table", "profile"] + headers + (["marks"] if marks else []))
-    for line in body:
-        fields = [doc.spec.id, doc.profile or ""] + line + ([_csv_marks(headers, line)] if marks else [])
-        writer.writerow([csv_safe(str(field)) for field in fields])
-    return buffer.getvalue()
-
-
-def render(documents: list[Document], fmt: str, ci: bool = False) -> str:
-    """``ci``: Markdown and LaTeX show ``value ± half-width`` of the bootstrap interval; JSON (``ci``
-    per row) and CSV (columns) always carry the intervals."""
-    if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
-    if fmt == "json":
-        payload = [d.as_json() for d in documents]
-        return json.dumps(payload[0] if len(payload) == 1 else payload, indent=2) + "\n"
-    if fmt == "csv":
-        return "\n".join(to_csv(d) for d in documents)
-    renderer = to_markdown if fmt == "markdown" else to_latex
-    return "\n".join(renderer(d, ci) for d in documents)
 
 
 def all_documents(root: Path, ids: list[str] | None = None) -> list[Document]:

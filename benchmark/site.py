@@ -15,8 +15,10 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
+from benchmark.document import Document
 from benchmark.plots import plot_leakage, plot_ranking_figure
-from benchmark.report import FORMATS, Document, all_documents, render
+from benchmark.render import FORMATS, render
+from benchmark.report import all_documents
 from benchmark.store import code_version
 
 SUFFIX = {"markdown": "md", "latex": "tex", "csv": "csv", "json": "json"}

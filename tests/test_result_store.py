@@ -15,7 +15,8 @@ import pytest
 from helpers import store_cell
 
 from benchmark import runner
-from benchmark.report import documents_for, render
+from benchmark.render import render
+from benchmark.report import documents_for
 from benchmark.store import Cell, CellError, load_cell
 from benchmark.tables import SPECS
 from protocols.catalog import dataset_key, file_fingerprints, resolve

@@ -11,7 +11,8 @@ import pytest
 from helpers import store_cell, store_ranking_cell
 from scipy import stats
 
-from benchmark.report import documents_for, render, to_csv, to_latex, to_markdown
+from benchmark.render import render, to_csv, to_latex, to_markdown
+from benchmark.report import documents_for
 from benchmark.stats import aligned_query_values, compare_rows, holm, paired_tests
 from benchmark.store import Cell
 from benchmark.tables import SPECS, TABLE2_METRICS
