@@ -14,7 +14,6 @@ registers the entries of unpublished code (`benchmark.plugins`). docs/adding-a-m
 from __future__ import annotations
 
 import importlib
-import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -23,18 +22,11 @@ from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 from baselines.recency import RecencyRule
 from baselines.rule_based import RuleBased
-from gamer.profiles import decoder_profiles, ranking_profiles
+from gamer.profiles import PROFILES, decoder_profiles, ranking_profiles, read_profiles
 from protocols import entry_points
 from protocols.model import Estimator
-
-PROFILES = ("smoke", "cpu", "paper")
 
 
 @dataclass(frozen=True)
@@ -80,19 +72,9 @@ _SEQ2SEQ = "baselines.seq2seq:Seq2SeqRecommender"
 
 def profiles_from_toml(path: Path | str, **fixed: Any) -> dict[str, dict[str, Any]]:
     """Hyperparameters per profile from a TOML file with exactly the tables ``[smoke]``, ``[cpu]`` and
-    ``[paper]``, with ``fixed`` keys (an architecture, a variant) added to every profile. A plugin's
-    profiles take this shape too."""
-    path = Path(path)
-    try:
-        profiles = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as error:
-        raise ValueError(f"{path}: not valid TOML: {error}") from None
-    if sorted(profiles) != sorted(PROFILES):
-        raise ValueError(f"{path}: needs exactly the tables {list(PROFILES)}, found {sorted(profiles)}")
-    for profile, values in profiles.items():
-        if not isinstance(values, dict):
-            raise ValueError(f"{path}: [{profile}] must be a table of hyperparameters, found {values!r}")
-    return {profile: values | fixed for profile, values in profiles.items()}
+    ``[paper]`` (`gamer.profiles.read_profiles`), with ``fixed`` keys (an architecture, a variant) added
+    to every profile. A plugin's profiles take this shape too."""
+    return {profile: values | fixed for profile, values in read_profiles(path).items()}
 
 
 def file_profiles(name: str, **fixed: Any) -> dict[str, dict[str, Any]]:

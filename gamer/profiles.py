@@ -17,16 +17,24 @@ else:  # pragma: no cover - exercised on 3.10 only
 PROFILES = ("smoke", "cpu", "paper")
 
 
-def _read(name: str) -> dict[str, dict[str, Any]]:
-    path = Path(__file__).with_name(name)
-    tables = tomllib.loads(path.read_text())
+def read_profiles(path: Path | str) -> dict[str, dict[str, Any]]:
+    """Hyperparameters per profile from a TOML file with exactly the tables ``[smoke]``, ``[cpu]`` and
+    ``[paper]``, each a table: GAMER's files here, every baseline's beside its code, a plugin's."""
+    path = Path(path)
+    try:
+        tables = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{path}: not valid TOML: {error}") from None
     if sorted(tables) != sorted(PROFILES):
         raise ValueError(f"{path}: needs exactly the tables {list(PROFILES)}, found {sorted(tables)}")
+    for profile, values in tables.items():
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: [{profile}] must be a table of hyperparameters, found {values!r}")
     return tables
 
 
-_DECODER = _read("gamer.toml")
-_RANKING = _read("ranking.toml")
+_DECODER = read_profiles(Path(__file__).with_name("gamer.toml"))
+_RANKING = read_profiles(Path(__file__).with_name("ranking.toml"))
 MODEL_SIZES = {profile: dict(_DECODER[profile]["model"]) for profile in PROFILES}
 
 
