@@ -121,28 +121,32 @@ def validate_row(name: str, profile: str = "smoke", seed: int = 0, dataset: str 
     )
     if problem:
         return checks
-    ok, twice = attempt("the same queries rank the same twice", lambda: model.recommend(test, K))
-    if ok:
-        differs = _same(ranked, twice)
-        checks.append(Check("the same queries rank the same twice", not differs, differs and f"again: {differs}"))
-    if checks[-1].passed:  # else a changed ranking says nothing about the answers
+
+    def ranks_as_before(check: str, fn: Callable[[], Any], differ: str, same: str = "") -> bool:
+        """The check that ``fn``'s rankings equal the first ones; ``differ`` leads the first difference."""
+        ok, other = attempt(check, fn)
+        differs = _same(ranked, other) if ok else ""
+        if ok:
+            checks.append(Check(check, not differs, f"{differ}{differs}" if differs else same))
+        return ok and not differs
+
+    # A ranking that changes when asked again says nothing about the answers: check those after it.
+    if ranks_as_before("the same queries rank the same twice", lambda: model.recommend(test, K), "again: "):
         other = _other_positives(test, n_items, seed)
-        ok, blind = attempt("the answers never reach the ranking", lambda: model.recommend(other, K))
-    if checks[-1].passed and ok:
-        differs = _same(ranked, blind)
-        detail = f"with other positives, {differs}" if differs else "the same rankings with other positives"
-        checks.append(Check("the answers never reach the ranking", not differs, detail))
+        ranks_as_before(
+            "the answers never reach the ranking",
+            lambda: model.recommend(other, K),
+            "with other positives, ",
+            "the same rankings with other positives",
+        )
     ok, described = attempt("describe() is JSON", lambda: json.dumps(model.describe()))
     if ok:
         checks.append(Check("describe() is JSON", True, f"{len(described)} characters"))
-
-    def refit() -> Any:
-        return entry.build(profile, seed).fit(split.train, valid).recommend(test, K)
-
-    ok, again = attempt("the same seed ranks the same", refit)
-    if ok:
-        differs = _same(ranked, again)
-        checks.append(Check("the same seed ranks the same", not differs, differs and f"a second fit: {differs}"))
+    ranks_as_before(
+        "the same seed ranks the same",
+        lambda: entry.build(profile, seed).fit(split.train, valid).recommend(test, K),
+        "a second fit: ",
+    )
     return checks
 
 
