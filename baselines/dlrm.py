@@ -1,4 +1,4 @@
-"""DLRM: the production ranking model GAMER is compared with in the ranking scenario (paper Appendix D, Table 10).
+"""DLRM: the production ranking model GAMER is compared with in the conversion scenario (paper Appendix D, Table 10).
 
 What the paper says
 -------------------
@@ -19,7 +19,7 @@ What we chose
   a candidate sees only itself, so its score never depends on which other items its query holds (scoring is
   per candidate, as a served ranker scores each ad alone). Their cross-attention reads the encoded history.
 - **Head and loss.** An MLP gives one logit per candidate; the loss is binary cross-entropy with logits on the
-  candidate's label. The data has only exposures and conversions (`protocols.ranking`), so this "CTR estimation"
+  candidate's label. The data has only exposures and conversions (`protocols.conversion`), so this "CTR estimation"
   head is in fact a CVR head: P(conversion | exposure, history). The output bias starts at the logit of the
   training conversion rate, so the first steps are not spent learning the base rate.
 - **Initialisation.** Embeddings keep torch's N(0, 1) (not the 0.02 of GPT-style models), so that two untrained
@@ -29,7 +29,7 @@ What we chose
   "converts iff converted before" signal of tests/test_dlrm.py to be learned in a few epochs.
 - **Training.** GAMER's loop (`gamer.training.train_decoder`: AdamW, warm-up + cosine decay, micro-batches,
   gradient clipping); a training example is a training session after the user's first
-  (`protocols.ranking.training_queries`); the checkpoint kept is the one with the best validation AUROC.
+  (`protocols.conversion.training_queries`); the checkpoint kept is the one with the best validation AUROC.
 
 Shapes: ``B`` queries, ``H`` history positions (+ 1 memory slot for the "no history" token), ``C`` candidates per
 query (right-padded), ``d`` = ``d_model``.
@@ -47,11 +47,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gamer.training import TrainConfig, TrainResult, resolve_device, train_decoder
+from protocols.conversion import CONVERSION_BEHAVIORS, ConversionQueries, check_conversion_log, training_queries
 from protocols.interactions import Interactions
 from protocols.metrics import auroc
-from protocols.model import RankingModel
+from protocols.model import ConversionModel
 from protocols.queries import gather_ranges, ragged_rows
-from protocols.ranking import RANKING_BEHAVIORS, RankingQueries, check_ranking_log, training_queries
 
 MODEL_DEFAULTS: dict[str, Any] = {
     "d_model": 64,
@@ -89,8 +89,8 @@ def _right_padded(
 
 
 @dataclass(frozen=True)
-class RankingBatch:
-    """A batch of ranking queries as padded tensors.
+class ConversionBatch:
+    """A batch of conversion queries as padded tensors.
 
     - ``history_item`` ``[B, H]``: item index + 1, oldest first, right-padded with 0.
     - ``history_behavior`` ``[B, H]``: behavior level + 1 (1 exposure, 2 conversion), 0 on padding.
@@ -107,7 +107,7 @@ class RankingBatch:
     candidate_mask: Tensor
 
     @classmethod
-    def of(cls, queries: RankingQueries, index: np.ndarray, max_history: int) -> RankingBatch:
+    def of(cls, queries: ConversionQueries, index: np.ndarray, max_history: int) -> ConversionBatch:
         """The queries at ``index``, each history cut to its most recent ``max_history`` interactions."""
         index = np.asarray(index, dtype=np.int64)
         q = queries.queries
@@ -127,8 +127,8 @@ class RankingBatch:
             torch.from_numpy(mask),
         )
 
-    def to(self, device: torch.device | str) -> RankingBatch:
-        return RankingBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+    def to(self, device: torch.device | str) -> ConversionBatch:
+        return ConversionBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
     def __len__(self) -> int:
         return self.history_item.shape[0]
@@ -162,7 +162,7 @@ class DLRMNet(nn.Module):
         *,
         n_items: int,
         max_history: int,
-        n_behaviors: int = len(RANKING_BEHAVIORS),
+        n_behaviors: int = len(CONVERSION_BEHAVIORS),
         d_model: int = MODEL_DEFAULTS["d_model"],
         n_heads: int = MODEL_DEFAULTS["n_heads"],
         d_ff: int = MODEL_DEFAULTS["d_ff"],
@@ -245,7 +245,7 @@ class DLRMNet(nn.Module):
 
 
 class ConversionLoss(nn.Module):
-    """Summed binary cross-entropy with logits over the real candidates of a batch (`RankingBatch.loss_inputs`).
+    """Summed binary cross-entropy with logits over the real candidates of a batch (`ConversionBatch.loss_inputs`).
 
     A module of its own so that `train_decoder` can wrap it in DistributedDataParallel."""
 
@@ -269,7 +269,7 @@ class ConversionLoss(nn.Module):
 # ---- the estimator -------------------------------------------------------------------------------------------
 
 
-class DLRM(RankingModel):
+class DLRM(ConversionModel):
     """The DLRM row of Table 10 (module docstring): fit on the training sessions, selected on validation AUROC.
 
     Hyperparameters: ``model`` (keys of `MODEL_DEFAULTS`: d_model, n_heads, d_ff, n_encoder_layers,
@@ -320,9 +320,9 @@ class DLRM(RankingModel):
             raise ValueError(f"DLRM: max_history must be >= 1, got {self.max_history}")
         return MODEL_DEFAULTS | model, training
 
-    def fit(self, train: Interactions, valid: RankingQueries) -> DLRM:
+    def fit(self, train: Interactions, valid: ConversionQueries) -> DLRM:
         model_config, training = self._checked_hyperparameters()
-        check_ranking_log(train)
+        check_conversion_log(train)
         if valid.n_candidates == 0 or valid.labels.min() == valid.labels.max():
             raise ValueError(
                 f"DLRM: the validation queries need converted and unconverted candidates to select on AUROC; "
@@ -342,7 +342,7 @@ class DLRM(RankingModel):
         config = TrainConfig(seed=self.seed, device=str(self.device_), **training)
         self.training_: TrainResult = train_decoder(
             self.model_,
-            lambda index: RankingBatch.of(queries, index, self.max_history),
+            lambda index: ConversionBatch.of(queries, index, self.max_history),
             len(queries),
             [],
             config,
@@ -352,14 +352,14 @@ class DLRM(RankingModel):
         return self
 
     @torch.no_grad()
-    def score(self, queries: RankingQueries) -> np.ndarray:
+    def score(self, queries: ConversionQueries) -> np.ndarray:
         """``[queries.n_candidates]`` conversion probabilities (float64) aligned with ``queries.candidates``,
         in batches of ``eval_batch`` queries, histories cut to the last ``max_history`` interactions."""
         self.model_.eval()
         out = []
         for start in range(0, len(queries), self.eval_batch):
             index = np.arange(start, min(start + self.eval_batch, len(queries)))
-            batch = RankingBatch.of(queries, index, self.max_history).to(self.device_)
+            batch = ConversionBatch.of(queries, index, self.max_history).to(self.device_)
             logits = self.model_(*batch.model_inputs())
             out.append(torch.sigmoid(logits[batch.candidate_mask]).double().cpu().numpy())
         return np.concatenate(out) if out else np.zeros(0, dtype=np.float64)

@@ -10,13 +10,13 @@ from typing import Any
 
 import numpy as np
 
+from protocols.conversion import ConversionQueries
 from protocols.interactions import Interactions
-from protocols.model import RankingModel
+from protocols.model import ConversionModel
 from protocols.queries import ragged_rows
-from protocols.ranking import RankingQueries
 
 
-class RecencyRule(RankingModel):
+class RecencyRule(ConversionModel):
     """Scores candidate c of a query by ``s = sum over earlier interactions with c of 1 / (1 + age)``.
 
     ``age`` is the interaction's position counted from the newest of the history (0 = the newest),
@@ -25,10 +25,10 @@ class RecencyRule(RankingModel):
     profile and seed scores the same.
     """
 
-    def fit(self, train: Interactions, valid: RankingQueries) -> RecencyRule:
+    def fit(self, train: Interactions, valid: ConversionQueries) -> RecencyRule:
         return self
 
-    def score(self, queries: RankingQueries) -> np.ndarray:
+    def score(self, queries: ConversionQueries) -> np.ndarray:
         history = queries.queries
         if len(history.item) == 0:
             return np.zeros(queries.n_candidates)

@@ -24,7 +24,7 @@ from typing import Any
 
 from baselines.recency import RecencyRule
 from baselines.rule_based import RuleBased
-from gamer.profiles import PROFILES, decoder_profiles, ranking_profiles, read_profiles
+from gamer.profiles import PROFILES, conversion_profiles, decoder_profiles, read_profiles
 from protocols import entry_points
 from protocols.model import Estimator
 
@@ -142,7 +142,7 @@ def _conversion_rows() -> list[ModelEntry]:
     return [
         ModelEntry("recency_rule", "Recency rule", RecencyRule),
         ModelEntry("dlrm", "DLRM", "baselines.dlrm:DLRM", file_profiles("dlrm")),
-        ModelEntry("gamer_rank", "GAMER", "gamer.ranking:GamerRank", ranking_profiles()),
+        ModelEntry("gamer_rank", "GAMER", "gamer.conversion:GamerConversion", conversion_profiles()),
     ]
 
 

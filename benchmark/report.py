@@ -42,7 +42,7 @@ from benchmark.document import Document
 from benchmark.stats import bootstrap_interval, compare_rows, query_means
 from benchmark.store import Cell, stored_cells, training_record
 from benchmark.tables import SPECS, TableSpec
-from protocols.ranking import PROTOCOL as CONVERSION_PROTOCOL
+from protocols.conversion import PROTOCOL as CONVERSION_PROTOCOL
 
 NOT_RUN = "not run"
 SMOKE_LABEL = "smoke: pipeline check, models undertrained (never compare rows at this profile)"

@@ -45,10 +45,10 @@ from gamer.precision import precision_context
 from gamer.scalars import tensorboard
 from protocols import metrics
 from protocols.catalog import resolve
+from protocols.conversion import PROTOCOL as CONVERSION_PROTOCOL
+from protocols.conversion import check_conversion_log, conversion_queries
 from protocols.interactions import Interactions
 from protocols.queries import Queries
-from protocols.ranking import PROTOCOL as CONVERSION_PROTOCOL
-from protocols.ranking import check_ranking_log, ranking_queries
 from protocols.splits import SessionSplit, classic_leave_one_out, processed_leave_one_out
 from protocols.tasks import drop_lower_behaviors, drop_session_items
 
@@ -319,11 +319,11 @@ def rehearse(
 
 
 def _conversion(spec: TableSpec, cell: Cell, timings: dict[str, float], artifacts: Path) -> dict[str, Any]:
-    """Table 10: fit a ranking model, select on validation AUROC, score the test candidates."""
+    """Table 10: fit a conversion model, select on validation AUROC, score the test candidates."""
     start = time.perf_counter()
     split = SessionSplit.from_interactions(load_dataset(cell.dataset))
-    check_ranking_log(split.interactions)
-    valid, test = ranking_queries(split, "valid"), ranking_queries(split, "test")
+    check_conversion_log(split.interactions)
+    valid, test = conversion_queries(split, "valid"), conversion_queries(split, "test")
     timings["split_s"] = time.perf_counter() - start
     name = split.interactions.schema.name
     model = registry.get(cell.model).build(hyperparameters(spec, cell), cell.seed)

@@ -826,8 +826,8 @@ class GenerativeDecoder(nn.Module):
 
         ``allowed [B, T, T]`` (bool), when given, replaces the built-in attention masks: token i may
         attend token j where it is true (pad keys never), and the cross-level layer keeps the keys of
-        strictly lower behavior levels among those. The ranking variant of Appendix D
-        (`gamer.ranking`) scores many candidates against one history in a single pass this way.
+        strictly lower behavior levels among those. The conversion variant of Appendix D
+        (`gamer.conversion`) scores many candidates against one history in a single pass this way.
         """
         return self._decode(tokens, levels, slots, positions, sessions, None, keep_cache=False, allowed=allowed)[0]
 

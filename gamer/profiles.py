@@ -1,5 +1,5 @@
-"""Hyperparameters of the decoder-only rows and of GAMER's ranking variant per profile, read from the
-TOML files beside the model (``gamer/gamer.toml``, ``gamer/ranking.toml``), as every baseline's are
+"""Hyperparameters of the decoder-only rows and of GAMER's conversion variant per profile, read from the
+TOML files beside the model (``gamer/gamer.toml``, ``gamer/conversion.toml``), as every baseline's are
 (``baselines/<name>.toml``): the files say what each profile is and why.
 """
 
@@ -34,7 +34,7 @@ def read_profiles(path: Path | str) -> dict[str, dict[str, Any]]:
 
 
 _DECODER = read_profiles(Path(__file__).with_name("gamer.toml"))
-_RANKING = read_profiles(Path(__file__).with_name("ranking.toml"))
+_CONVERSION = read_profiles(Path(__file__).with_name("conversion.toml"))
 MODEL_SIZES = {profile: dict(_DECODER[profile]["model"]) for profile in PROFILES}
 
 
@@ -59,7 +59,7 @@ def decoder_profiles(
     return profiles
 
 
-def ranking_profiles() -> dict[str, dict[str, Any]]:
+def conversion_profiles() -> dict[str, dict[str, Any]]:
     """Hyperparameters of ``gamer_rank`` for every profile."""
     return {
         profile: {
@@ -67,9 +67,9 @@ def ranking_profiles() -> dict[str, dict[str, Any]]:
             "ids": "sid",
             "tokenizer": dict(_DECODER[profile]["tokenizer"]),
             "model": dict(_DECODER[profile]["model"]),
-            "training": dict(_RANKING[profile]["training"]),
-            "max_history": _RANKING[profile]["max_history"],
-            "behavior_weight": _RANKING[profile]["behavior_weight"],
+            "training": dict(_CONVERSION[profile]["training"]),
+            "max_history": _CONVERSION[profile]["max_history"],
+            "behavior_weight": _CONVERSION[profile]["behavior_weight"],
         }
         for profile in PROFILES
     }

@@ -2,7 +2,7 @@
 
 Built-ins: ``synthetic`` (embedded, generated from a seed), ``ml100k-mb`` (the MovieLens-100K file
 the recbole package ships), ``retailrocket`` and ``taobao-sample`` (read from the data folder:
-``$GAMER_BENCH_DATA``, else ``../shared/data`` beside the repository). The ranking scenario of
+``$GAMER_BENCH_DATA``, else ``../shared/data`` beside the repository). The conversion scenario of
 Appendix D has its own, with the behaviors exposure < conversion: ``synthetic-big`` (embedded) and
 ``retailrocket-rank`` (view = exposure, buy = conversion).
 """
@@ -173,7 +173,7 @@ def _synthetic_definition() -> dict[str, Any]:
 # them: a recency-weighted "seen before" count reaches AUROC 0.75 on its test candidates (0.62 at
 # the retrieval set's 0.3 / 1), below the paper's 0.80-0.84 and far from saturated.
 SYNTHETIC_BIG_SCALE = 3.0
-# The retrieval set was recalibrated to ShortVideoAD's published statistics later; the ranking set keeps
+# The retrieval set was recalibrated to ShortVideoAD's published statistics later; the conversion set keeps
 # the generator settings it was built and checked with (Table 9's statistics, Table 10's AUROCs).
 SYNTHETIC_BIG_DEFAULTS = {
     "retarget_share": 0.6,
@@ -192,12 +192,12 @@ SYNTHETIC_BIG_DEFAULTS = {
 
 def _synthetic_big_log(settings: dict, name: str) -> Interactions:
     """The embedded generator at ``settings`` (scaled by ``settings["scale"]``, default 3), seen as
-    ranking data: p3s = exposure, conversion = conversion, clicks removed."""
-    from protocols.ranking import ranking_view
+    conversion data: p3s = exposure, conversion = conversion, clicks removed."""
+    from protocols.conversion import conversion_view
     from protocols.synthetic import generate
 
     log = generate(_synthetic_big_config(settings))
-    return ranking_view(log, exposure="p3s", conversion="conversion", name=name)[0]
+    return conversion_view(log, exposure="p3s", conversion="conversion", name=name)[0]
 
 
 def _synthetic_big_config(settings: dict):
@@ -244,9 +244,9 @@ def _taobao(path: Path | None) -> Interactions:
 
 
 def _retailrocket_rank(path: Path | None) -> Interactions:
-    from protocols.ranking import ranking_view
+    from protocols.conversion import conversion_view
 
-    view, _ = ranking_view(_retailrocket(path), exposure="view", conversion="buy", name="retailrocket-rank")
+    view, _ = conversion_view(_retailrocket(path), exposure="view", conversion="buy", name="retailrocket-rank")
     return view
 
 
@@ -286,7 +286,7 @@ BUILTIN: dict[str, DatasetSpec] = {
         ),
         DatasetSpec(
             "synthetic-big",
-            "ranking data (Appendix D): the synthetic generator at 3x, p3s = exposure, conversion = conversion",
+            "conversion data (Appendix D): the synthetic generator at 3x, p3s = exposure, conversion = conversion",
             lambda: None,
             lambda _: _synthetic_big_log({}, "synthetic-big"),
             "ShortVideoADbig",
@@ -294,7 +294,7 @@ BUILTIN: dict[str, DatasetSpec] = {
         ),
         DatasetSpec(
             "retailrocket-rank",
-            "ranking data (Appendix D): RetailRocket with view = exposure and buy = conversion (cart rows removed)",
+            "conversion data (Appendix D): RetailRocket with view = exposure and buy = conversion (cart rows removed)",
             lambda: data_dir() / "retailrocket" / "interactions.csv",
             _retailrocket_rank,
             "ShortVideoADbig (stand-in)",
@@ -360,7 +360,8 @@ _TOML_TYPES = {
     "separator": _STRING,
     "header": _BOOLEAN,
     "synthetic": _TABLE,
-    "ranking": _TABLE,
+    "conversion": _TABLE,
+    "ranking": _TABLE,  # the older name of [conversion], still read
     "sample": _TABLE,
 }
 _SAMPLE_TYPES = {"users": _INTEGER, "seed": _INTEGER}
@@ -369,7 +370,7 @@ _SESSION_TYPES = {"rule": _STRING, "minutes": _NUMBER, "timezone": _STRING}
 # GAMER release carries session ids, and its format takes no [session] table.
 _SESSION_READS = {"gap": {"rule", "minutes"}, "day": {"rule", "timezone"}}
 _COLUMN_ROLES = ("user", "item", "behavior", "timestamp")
-_RANKING_TYPES = {"exposure": _STRING, "conversion": _STRING}
+_CONVERSION_TYPES = {"exposure": _STRING, "conversion": _STRING}
 
 
 @dataclass(frozen=True)
@@ -382,7 +383,7 @@ class _Format:
     brings: str = ""
 
 
-_FILE_KEYS = frozenset({"path", "ranking", "behaviors", "target", "session", "timezone"})
+_FILE_KEYS = frozenset({"path", "conversion", "ranking", "behaviors", "target", "session", "timezone"})
 _TABLE_KEYS = _FILE_KEYS | {"columns", "behavior_map", "rating_edges"}
 _SYNTHETIC_FORMAT = _Format(frozenset({"synthetic"}), (), "the generator makes the data from the [synthetic] table")
 _FORMAT_KEYS = {
@@ -393,7 +394,7 @@ _FORMAT_KEYS = {
     # sessions from <D>.SMB.session.json, so 'behaviors', 'target' and [session] would go unread; 'name'
     # is the release's <D> (by default, the one the folder holds).
     "gamer": _Format(
-        frozenset({"path", "ranking", "timezone"}),
+        frozenset({"path", "conversion", "ranking", "timezone"}),
         ("path",),
         "the release brings its behaviors (<D>.behavior_level.json) and sessions (<D>.SMB.session.json)",
     ),
@@ -547,12 +548,12 @@ def _columns(config: dict, toml: Path) -> dict[str, str | int]:
 
 
 def _report_absent_behaviors(inter: Interactions, data: Path | None, toml: Path, conversion: str | None) -> None:
-    """Raise when the target behavior (the ranking view's ``conversion``, if any) never occurs in the loaded
+    """Raise when the target behavior (the conversion view's ``conversion``, if any) never occurs in the loaded
     data: no target-behavior query could be built. Warn about any other behavior that never occurs."""
     counts = np.bincount(inter.behavior, minlength=len(inter.schema.behaviors))
     absent = [name for name, count in zip(inter.schema.behaviors, counts, strict=True) if count == 0]
     target, role = (
-        (conversion, "the target: [ranking] conversion") if conversion else (inter.schema.target, "the target")
+        (conversion, "the target: [conversion] conversion") if conversion else (inter.schema.target, "the target")
     )
     if target in absent:
         raise ValueError(
@@ -569,7 +570,7 @@ def _report_absent_behaviors(inter: Interactions, data: Path | None, toml: Path,
 
 def _synthetic_from_toml(config: dict, toml: Path) -> DatasetSpec:
     """The embedded generator at another size or seed: ``format = "synthetic"`` (or ``"synthetic-big"``,
-    the ranking view) and a ``[synthetic]`` table of `protocols.synthetic.SyntheticConfig` fields
+    the conversion view) and a ``[synthetic]`` table of `protocols.synthetic.SyntheticConfig` fields
     (``n_users``, ``n_items``, ``seed``, ...; each of its annotated type, a float field taking an
     integer too) and ``scale`` (a factor on users and items)."""
     from protocols.synthetic import SyntheticConfig, generate
@@ -606,7 +607,7 @@ def dataset_from_toml(toml: Path) -> DatasetSpec:
 
     Errors, each naming the TOML file: an unknown key; a value not of its key's type (``minutes = "30"``);
     a key the format does not read, so that nothing is silently ignored: ``gamer`` reads only ``path``,
-    ``timezone``, ``name`` (the release's <D>) and ``[ranking]``, since the release brings its own
+    ``timezone``, ``name`` (the release's <D>) and ``[conversion]``, since the release brings its own
     behaviors and sessions and so needs neither ``behaviors`` nor ``[session]``; ``parquet``, ``sslrec``,
     ``taobao`` and ``recbole`` read no ``separator`` or ``header``; ``sslrec`` and ``taobao`` no
     ``[columns]`` or ``rating_edges`` (``taobao`` reads ``behavior_map``), and their ``timezone`` only sets
@@ -659,6 +660,20 @@ def _sampled(spec: DatasetSpec, config: dict, toml: Path) -> DatasetSpec:
     return replace(spec, read=read, description=description)
 
 
+def _conversion_table(config: dict, toml: Path) -> dict[str, str]:
+    """The ``[conversion]`` table (Appendix D's view: which behavior is the exposure, which the conversion),
+    or ``{}``. ``[ranking]``, its name before, is read alike with a warning; both at once is an error."""
+    if "conversion" in config and "ranking" in config:
+        raise ValueError(f"{toml}: [ranking] is the older name of [conversion]; give one of them, not both")
+    key = "ranking" if "ranking" in config else "conversion"
+    if key == "ranking":
+        warnings.warn(f"{toml}: [ranking] is now named [conversion]; read as [conversion]", FutureWarning, stacklevel=3)
+    table = _typed(config.get(key, {}), _CONVERSION_TYPES, f"[{key}]", toml)
+    if table and set(table) != set(_CONVERSION_TYPES):
+        raise ValueError(f"{toml}: [{key}] needs both 'exposure' and 'conversion' (behavior names of the file)")
+    return table
+
+
 def _file_dataset(config: dict, fmt: str, toml: Path) -> DatasetSpec:
     """A dataset read from files (every format but the generator's)."""
     name = config.get("name", toml.stem)
@@ -668,23 +683,23 @@ def _file_dataset(config: dict, fmt: str, toml: Path) -> DatasetSpec:
     path = Path(config["path"]).expanduser()
     if not path.is_absolute():
         path = toml.parent / path
-    ranking = _typed(config.get("ranking", {}), _RANKING_TYPES, "[ranking]", toml)
-    if ranking and set(ranking) != set(_RANKING_TYPES):
-        raise ValueError(f"{toml}: [ranking] needs both 'exposure' and 'conversion' (behavior names of the file)")
-    if ranking and schema is not None and not set(ranking.values()) <= set(schema.behaviors):
+    conversion = _conversion_table(config, toml)
+    if conversion and schema is not None and not set(conversion.values()) <= set(schema.behaviors):
         raise ValueError(
-            f"{toml}: [ranking] names {sorted(set(ranking.values()) - set(schema.behaviors))}, which are not in "
-            f"'behaviors' {list(schema.behaviors)}"
+            f"{toml}: [conversion] names {sorted(set(conversion.values()) - set(schema.behaviors))}, which are not "
+            f"in 'behaviors' {list(schema.behaviors)}"
         )
 
     def read(p: Path | None) -> Interactions:
         inter = read_file(p)
-        _report_absent_behaviors(inter, p, toml, ranking.get("conversion"))
-        if not ranking:
+        _report_absent_behaviors(inter, p, toml, conversion.get("conversion"))
+        if not conversion:
             return inter
-        from protocols.ranking import ranking_view
+        from protocols.conversion import conversion_view
 
-        return ranking_view(inter, exposure=ranking["exposure"], conversion=ranking["conversion"], name=name)[0]
+        return conversion_view(inter, exposure=conversion["exposure"], conversion=conversion["conversion"], name=name)[
+            0
+        ]
 
     def read_file(p: Path | None) -> Interactions:
         from protocols import formats

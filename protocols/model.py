@@ -10,8 +10,8 @@ per (dataset, task, variant, seed), and then answers queries:
 - ``recommend(queries, k)``: for each query, at most k distinct item indices, best first. A model
   that has fewer than k candidates for a query returns a shorter row.
 
-The ranking models of Appendix D (`RankingModel`) are fit the same way but answer ``score``: the
-probability that each exposed candidate of a query converts (``protocols.ranking``).
+The conversion models of Appendix D (`ConversionModel`) are fit the same way but answer ``score``: the
+probability that each exposed candidate of a query converts (``protocols.conversion``).
 
 Once fitted, every model can say what it learned: ``describe()`` (what the stored result's provenance
 records: parameters, tokenizer, the training record) and ``save_artifacts(folder)`` (files kept beside
@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from protocols.conversion import ConversionQueries
 from protocols.interactions import Interactions
 from protocols.queries import Queries
-from protocols.ranking import RankingQueries
 
 Ranking = Sequence[np.ndarray]
 
@@ -64,14 +64,14 @@ class Recommender(Estimator, ABC):
         """At most ``k`` distinct item indices per query, best first."""
 
 
-class RankingModel(Estimator, ABC):
+class ConversionModel(Estimator, ABC):
     """Base class of the rows of Table 10: conversion probabilities of exposed candidates (Appendix D)."""
 
     @abstractmethod
-    def fit(self, train: Interactions, valid: RankingQueries) -> RankingModel:
-        """Train on the sessions of ``train`` (`protocols.ranking.training_queries`); keep the checkpoint
+    def fit(self, train: Interactions, valid: ConversionQueries) -> ConversionModel:
+        """Train on the sessions of ``train`` (`protocols.conversion.training_queries`); keep the checkpoint
         with the best AUROC on ``valid``; return self."""
 
     @abstractmethod
-    def score(self, queries: RankingQueries) -> np.ndarray:
+    def score(self, queries: ConversionQueries) -> np.ndarray:
         """``[queries.n_candidates]`` probabilities in [0, 1], aligned with ``queries.candidates``."""

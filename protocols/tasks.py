@@ -6,9 +6,9 @@
   holds b; positives = the items done with b there. The merged row is the mean over all these
   queries, which is the per-behavior average weighted by the number of evaluated users, as the
   authors' code reports it.
-- *conversion prediction* (Table 10, Appendix D): on a ranking log (exposure < conversion), the
+- *conversion prediction* (Table 10, Appendix D): on a conversion log (exposure < conversion), the
   probability that each item exposed in the user's last session converts there; scored by AUROC
-  (`protocols.ranking`).
+  (`protocols.conversion`).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from enum import Enum
 
 import numpy as np
 
+from protocols.conversion import ConversionQueries, conversion_queries
 from protocols.queries import Queries, ragged_rows
-from protocols.ranking import RankingQueries, ranking_queries
 from protocols.splits import Part, SessionSplit
 
 
@@ -34,10 +34,10 @@ class Task(str, Enum):
             return list(range(len(schema.behaviors)))
         return [schema.target_level]
 
-    def queries(self, split: SessionSplit, part: Part) -> Queries | RankingQueries:
-        """The task's queries on ``part``: item-prediction `Queries`, or `RankingQueries` for conversion."""
+    def queries(self, split: SessionSplit, part: Part) -> Queries | ConversionQueries:
+        """The task's queries on ``part``: item-prediction `Queries`, or `ConversionQueries` for conversion."""
         if self is Task.CONVERSION:
-            return ranking_queries(split, part)
+            return conversion_queries(split, part)
         return split.queries(part, self.levels(split))
 
 

@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from benchmark.store import Cell, provenance, save_cell
+from protocols.conversion import ConversionQueries
 from protocols.queries import Queries
-from protocols.ranking import RankingQueries
 
 # The smallest decoder shapes the tests build (gamer.model.DecoderConfig keyword arguments).
 TINY_DECODER = {
@@ -92,8 +92,8 @@ def store_ranking_cell(
 
 def hand_queries(
     histories: list[list[tuple[int, int]]], candidates: list[list[int]], labels: list[list[int]]
-) -> RankingQueries:
-    """Ranking queries with the given (item, level) histories, oldest first, and candidates with labels."""
+) -> ConversionQueries:
+    """Conversion queries with the given (item, level) histories, oldest first, and candidates with labels."""
     flat = [pair for h in histories for pair in h]
     item = np.array([i for i, _ in flat], dtype=np.int64)
     level = np.array([b for _, b in flat], dtype=np.int8)
@@ -110,7 +110,7 @@ def hand_queries(
         pos_offsets=np.zeros(n + 1, dtype=np.int64),
         positives=np.zeros(0, dtype=np.int64),
     )
-    return RankingQueries(
+    return ConversionQueries(
         queries,
         session=np.ones(n, dtype=np.int64),
         cand_offsets=np.concatenate([[0], np.cumsum([len(c) for c in candidates])]).astype(np.int64),

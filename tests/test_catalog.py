@@ -70,16 +70,21 @@ def test_toml_paths_are_relative_to_the_file(tmp_path):
     assert spec.name == "d" and spec.locate() == tmp_path / "e.csv" and not spec.available()
 
 
-def test_a_toml_ranking_table_makes_ranking_data_and_synthetic_scales(tmp_path):
+def test_a_toml_conversion_table_makes_conversion_data_and_synthetic_scales(tmp_path):
     (tmp_path / "e.csv").write_text(
         "user_id,item_id,behavior,timestamp\nu,1,view,0\nu,1,cart,5\nu,1,buy,10\nu,2,view,20\n"
     )
-    inter = dataset_from_toml(
-        write(tmp_path, BASE.replace('"buy"]', '"cart", "buy"]') + '[ranking]\nexposure = "view"\nconversion = "buy"\n')
-    ).load()
+    three = BASE.replace('"buy"]', '"cart", "buy"]')
+    view = 'exposure = "view"\nconversion = "buy"\n'
+    inter = dataset_from_toml(write(tmp_path, three + "[conversion]\n" + view)).load()
     assert inter.schema.behaviors == ("exposure", "conversion") and inter.behavior.tolist() == [0, 1, 0]
+    with pytest.warns(FutureWarning, match=r"\[ranking\] is now named \[conversion\]"):  # the older name
+        older = dataset_from_toml(write(tmp_path, three + "[ranking]\n" + view)).load()
+    assert older.behavior.tolist() == inter.behavior.tolist()
+    with pytest.raises(ValueError, match=r"give one of them, not both"):
+        dataset_from_toml(write(tmp_path, three + "[ranking]\n" + view + "[conversion]\n" + view))
     with pytest.raises(ValueError, match="needs both 'exposure' and 'conversion'"):
-        dataset_from_toml(write(tmp_path, BASE + '[ranking]\nexposure = "view"\n'))
+        dataset_from_toml(write(tmp_path, BASE + '[conversion]\nexposure = "view"\n'))
     small = 'format = "synthetic"\n[synthetic]\nn_users = 40\nn_items = 200\n'
     half = dataset_from_toml(write(tmp_path, small + "scale = 0.5\n")).load()
     assert half.n_users == 20 and half.n_items == 100

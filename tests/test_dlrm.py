@@ -10,10 +10,10 @@ import pytest
 import torch
 from helpers import hand_queries
 
-from baselines.dlrm import DLRM, ConversionLoss, DLRMNet, RankingBatch
+from baselines.dlrm import DLRM, ConversionBatch, ConversionLoss, DLRMNet
+from protocols.conversion import CONVERSION_BEHAVIORS, ConversionQueries, conversion_queries, conversion_view
 from protocols.interactions import Interactions, Schema, SessionRule
 from protocols.metrics import auroc
-from protocols.ranking import RANKING_BEHAVIORS, RankingQueries, ranking_queries, ranking_view
 from protocols.splits import SessionSplit
 from protocols.synthetic import SyntheticConfig, generate
 
@@ -50,15 +50,15 @@ def planted_log(n_users: int = 120, n_items: int = 24, n_liked: int = 6, n_sessi
     item = np.concatenate([np.ravel(i) for _, i, *_ in parts])
     level = np.concatenate([np.full(i.size, b) for _, i, b, _ in parts])
     sessions = np.concatenate([np.ravel(np.broadcast_to(s, i.shape)) for _, i, _, s in parts])
-    schema = Schema("planted", RANKING_BEHAVIORS, SessionRule.from_file())
+    schema = Schema("planted", CONVERSION_BEHAVIORS, SessionRule.from_file())
     # A conversion comes one second after its exposure; sessions are 1,000 s apart.
     return Interactions.from_columns(user, item, level, sessions * 1000 + level, schema, session=sessions)
 
 
 @pytest.fixture(scope="module")
-def planted(one_thread) -> tuple[DLRM, RankingQueries, RankingQueries]:
+def planted(one_thread) -> tuple[DLRM, ConversionQueries, ConversionQueries]:
     split = SessionSplit.from_interactions(planted_log())
-    valid, test = ranking_queries(split, "valid"), ranking_queries(split, "test")
+    valid, test = conversion_queries(split, "valid"), conversion_queries(split, "test")
     training = {"epochs": 8, "batch_size": 64, "micro_batch": 64, "lr": 3e-3, "patience": 8}
     width = {"d_model": 32, "d_ff": 64, "dropout": 0.0}
     model = DLRM(seed=0, model=TINY | width, training=training, max_history=40, device="cpu")
@@ -70,7 +70,7 @@ def planted(one_thread) -> tuple[DLRM, RankingQueries, RankingQueries]:
 
 def test_batch_right_pads_the_last_interactions_and_the_candidates():
     queries = hand_queries([[(3, 0), (5, 1), (7, 0)], []], [[4], [1, 2]], [[1], [0, 1]])
-    batch = RankingBatch.of(queries, np.array([0, 1]), max_history=2)
+    batch = ConversionBatch.of(queries, np.array([0, 1]), max_history=2)
     # Query 0 keeps its last two interactions (items 5, 7 -> rows 6, 8; levels 1, 0 -> 2, 1); query 1 has none.
     assert batch.history_item.tolist() == [[6, 8], [0, 0]]
     assert batch.history_behavior.tolist() == [[2, 1], [0, 0]]
@@ -80,7 +80,7 @@ def test_batch_right_pads_the_last_interactions_and_the_candidates():
     assert batch.candidate_mask.tolist() == [[True, False], [True, True]]
     assert batch.n_targets == 3
     # Selecting query 1 alone: an empty history is one padding column.
-    alone = RankingBatch.of(queries, np.array([1]), max_history=2)
+    alone = ConversionBatch.of(queries, np.array([1]), max_history=2)
     assert alone.history_item.tolist() == [[0]] and alone.candidate.tolist() == [[2, 3]]
 
 
@@ -88,7 +88,7 @@ def test_loss_is_the_summed_binary_cross_entropy_of_the_real_candidates():
     torch.manual_seed(0)
     net = DLRMNet(n_items=10, max_history=4, **TINY).eval()
     queries = hand_queries([[(3, 0), (5, 1)], [(1, 1)]], [[4], [1, 2]], [[1], [0, 1]])
-    batch = RankingBatch.of(queries, np.array([0, 1]), max_history=4)
+    batch = ConversionBatch.of(queries, np.array([0, 1]), max_history=4)
     with torch.no_grad():
         z = net(*batch.model_inputs()).double()
         loss = ConversionLoss(net)(*batch.loss_inputs()).item()
@@ -107,8 +107,8 @@ def test_untrained_head_outputs_the_prior():
 # ---- candidate-wise scoring ------------------------------------------------------------------------------------
 
 
-def _probabilities(net: DLRMNet, queries: RankingQueries) -> np.ndarray:
-    batch = RankingBatch.of(queries, np.arange(len(queries)), max_history=8)
+def _probabilities(net: DLRMNet, queries: ConversionQueries) -> np.ndarray:
+    batch = ConversionBatch.of(queries, np.arange(len(queries)), max_history=8)
     with torch.no_grad():
         return torch.sigmoid(net(*batch.model_inputs())[batch.candidate_mask]).numpy()
 
@@ -176,7 +176,7 @@ def test_scores_are_aligned_with_the_candidates_whatever_the_batching(planted):
 
 def test_same_seed_same_scores_and_another_seed_other_scores():
     split = SessionSplit.from_interactions(planted_log(n_users=40))
-    valid = ranking_queries(split, "valid")
+    valid = conversion_queries(split, "valid")
     training = {"epochs": 1, "batch_size": 32, "micro_batch": 16, "lr": 3e-3}
 
     def fit(seed: int) -> np.ndarray:
@@ -191,13 +191,15 @@ def test_same_seed_same_scores_and_another_seed_other_scores():
     assert not np.allclose(first, fit(1))
 
 
-def test_fit_and_score_on_a_synthetic_ranking_log():
-    view, _ = ranking_view(generate(SyntheticConfig(n_users=200, n_items=600)), exposure="p3s", conversion="conversion")
+def test_fit_and_score_on_a_synthetic_conversion_log():
+    view, _ = conversion_view(
+        generate(SyntheticConfig(n_users=200, n_items=600)), exposure="p3s", conversion="conversion"
+    )
     split = SessionSplit.from_interactions(view)
     training = {"epochs": 2, "batch_size": 128, "micro_batch": 128, "lr": 2e-3}
     model = DLRM(seed=0, model=TINY, training=training, max_history=20, max_train_queries=512, device="cpu")
-    model.fit(split.train, ranking_queries(split, "valid"))
-    test = ranking_queries(split, "test")
+    model.fit(split.train, conversion_queries(split, "valid"))
+    test = conversion_queries(split, "test")
     scores = model.score(test)
     assert scores.shape == (test.n_candidates,)
     assert np.isfinite(scores).all() and ((scores > 0) & (scores < 1)).all()
@@ -207,7 +209,7 @@ def test_fit_and_score_on_a_synthetic_ranking_log():
 
 def test_unknown_hyperparameters_are_errors_that_name_them():
     split = SessionSplit.from_interactions(planted_log(n_users=20))
-    valid = ranking_queries(split, "valid")
+    valid = conversion_queries(split, "valid")
     with pytest.raises(ValueError, match="width"):
         DLRM(model={"width": 8}).fit(split.train, valid)
     with pytest.raises(ValueError, match="temperature"):

@@ -74,7 +74,7 @@ def rejected(tmp_path: Path, text: str, message: str) -> None:
         ("rating_edges = 3\n" + BASE, r"'rating_edges' in the top level must be a list of numbers"),
         ('rating_edges = ["3"]\n' + BASE, r"'rating_edges' in the top level must be a list of numbers"),
         ("rating_edges = [true]\n" + BASE, r"'rating_edges' in the top level must be a list of numbers"),
-        (BASE + "[ranking]\nexposure = 0\nconversion = 1\n", r"'exposure' in \[ranking\] must be a string"),
+        (BASE + "[conversion]\nexposure = 0\nconversion = 1\n", r"'exposure' in \[conversion\] must be a string"),
         ('ranking = "view"\n' + BASE, r"'ranking' in the top level must be a table"),
         (BASE.replace('rule = "gap"', "rule = 1"), r"'rule' in \[session\] must be a string"),
     ],
@@ -150,7 +150,7 @@ SESSION = '[session]\nrule = "gap"\nminutes = 30\n'
         ("recbole", "header", "header = false\n"),
         ("csv", "synthetic", "[synthetic]\nseed = 1\n"),
         ("synthetic", "path", 'path = "data"\n'),
-        ("synthetic-big", "ranking", '[ranking]\nexposure = "p3s"\nconversion = "conversion"\n'),
+        ("synthetic-big", "conversion", '[conversion]\nexposure = "p3s"\nconversion = "conversion"\n'),
     ],
 )
 def test_a_key_the_format_does_not_read_is_an_error(tmp_path, fmt, key, text):
@@ -279,10 +279,10 @@ def test_every_behavior_that_occurs_loads_quietly(tmp_path):
         assert dataset_from_toml(write(tmp_path, BASE)).load().behavior.tolist() == [0, 1]
 
 
-def test_the_conversion_of_a_ranking_view_is_its_target(tmp_path):
+def test_the_conversion_of_a_conversion_view_is_its_target(tmp_path):
     events(tmp_path, "u,1,view,0", "u,1,buy,10")
-    text = BASE.replace('"buy"]', '"cart", "buy"]') + '[ranking]\nexposure = "view"\nconversion = "cart"\n'
-    with pytest.raises(ValueError, match=r"behavior 'cart' \(the target: \[ranking\] conversion\) never occurs"):
+    text = BASE.replace('"buy"]', '"cart", "buy"]') + '[conversion]\nexposure = "view"\nconversion = "cart"\n'
+    with pytest.raises(ValueError, match=r"behavior 'cart' \(the target: \[conversion\] conversion\) never occurs"):
         dataset_from_toml(write(tmp_path, text)).load()
 
 

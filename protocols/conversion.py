@@ -1,4 +1,4 @@
-"""The ranking scenario of Appendix D: exposures and conversions, candidates, labels.
+"""The conversion scenario of Appendix D: exposures and conversions, candidates, labels.
 
 The paper keeps "only exposure and conversion events" and asks a model for the probability that an
 exposed item converts. What the appendix leaves open, and what we chose:
@@ -14,8 +14,8 @@ exposed item converts. What the appendix leaves open, and what we chose:
   first is a query over its exposed items, with the earlier sessions as history.
 - AUROC pools every candidate of every query (``protocols.metrics.auroc``, ties counted half).
 
-A ranking log is an `Interactions` with the behaviors ``("exposure", "conversion")``;
-`ranking_view` makes one from any multi-behavior log by naming which behavior is which.
+A conversion log is an `Interactions` with the behaviors ``("exposure", "conversion")``;
+`conversion_view` makes one from any multi-behavior log by naming which behavior is which.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from protocols.interactions import Interactions
 from protocols.queries import Queries, gather_ranges, ragged_rows
 from protocols.splits import Part, SessionSplit
 
-RANKING_BEHAVIORS = ("exposure", "conversion")
+CONVERSION_BEHAVIORS = ("exposure", "conversion")
 PROTOCOL = (
     "session-wise leave-one-out; candidates = items exposed in the test session, label = converted there; "
     "AUROC over all candidates"
@@ -48,18 +48,18 @@ class ViewReport:
     def __str__(self) -> str:
         removed = ", ".join(f"{n} {name}" for name, n in self.removed.items()) or "nothing"
         return (
-            f"ranking view: {self.exposure} = exposure, {self.conversion} = conversion; "
+            f"conversion view: {self.exposure} = exposure, {self.conversion} = conversion; "
             f"removed {removed} rows; kept {self.kept}"
         )
 
 
-def ranking_view(
+def conversion_view(
     inter: Interactions, *, exposure: str, conversion: str, name: str | None = None
 ) -> tuple[Interactions, ViewReport]:
     """The log restricted to two behaviors, renamed ``exposure`` (level 0) and ``conversion`` (level 1).
 
     Rows of every other behavior are removed and counted. Sessions are recomputed from the kept rows
-    by the schema's rule (unless the file gives them), since the paper builds its ranking data from
+    by the schema's rule (unless the file gives them), since the paper builds its conversion data from
     these two events alone; users left without rows disappear, items keep their indices.
     """
     schema = inter.schema
@@ -77,19 +77,19 @@ def ranking_view(
     view = replace(
         view,
         behavior=behavior,
-        schema=replace(schema, name=name or f"{schema.name}-rank", behaviors=RANKING_BEHAVIORS),
+        schema=replace(schema, name=name or f"{schema.name}-rank", behaviors=CONVERSION_BEHAVIORS),
         session=view.session if schema.session_rule.kind == "file" else None,
     )
     return view, ViewReport(exposure, conversion, removed, len(view))
 
 
-def check_ranking_log(inter: Interactions) -> None:
-    """Raise unless ``inter`` is a sessionized ranking log (behaviors exposure < conversion)."""
-    if inter.schema.behaviors != RANKING_BEHAVIORS:
+def check_conversion_log(inter: Interactions) -> None:
+    """Raise unless ``inter`` is a sessionized conversion log (behaviors exposure < conversion)."""
+    if inter.schema.behaviors != CONVERSION_BEHAVIORS:
         raise ValueError(
-            f"dataset {inter.schema.name!r} has behaviors {list(inter.schema.behaviors)}; the ranking scenario "
-            f"needs {list(RANKING_BEHAVIORS)} (use a ranking dataset such as 'synthetic-big' or "
-            "'retailrocket-rank', or protocols.ranking.ranking_view)"
+            f"dataset {inter.schema.name!r} has behaviors {list(inter.schema.behaviors)}; the conversion scenario "
+            f"needs {list(CONVERSION_BEHAVIORS)} (use a conversion dataset such as 'synthetic-big' or "
+            "'retailrocket-rank', or protocols.conversion.conversion_view)"
         )
     if inter.session is None:
         raise ValueError(f"dataset {inter.schema.name!r}: sessionize the log first")
@@ -115,8 +115,8 @@ class SessionCandidates:
 
     @classmethod
     def of_rows(cls, inter: Interactions, rows: np.ndarray) -> SessionCandidates:
-        """The candidates of every session that the given rows (of a sessionized ranking log) touch."""
-        check_ranking_log(inter)
+        """The candidates of every session that the given rows (of a sessionized conversion log) touch."""
+        check_conversion_log(inter)
         rows = np.asarray(rows)
         width = int(inter.session.max()) + 1
         group = inter.user[rows] * width + inter.session[rows]
@@ -136,8 +136,8 @@ class SessionCandidates:
 
 
 @dataclass(frozen=True)
-class RankingQueries:
-    """A batch of ranking queries: histories (as `Queries`) and each query's candidates with labels.
+class ConversionQueries:
+    """A batch of conversion queries: histories (as `Queries`) and each query's candidates with labels.
 
     ``queries`` holds user q's history before the evaluated session; its ``behavior`` is the
     conversion level and its positives are the converted candidates. ``cand_offsets[q]:cand_offsets[q + 1]``
@@ -167,17 +167,17 @@ class RankingQueries:
         s, e = self.cand_offsets[q], self.cand_offsets[q + 1]
         return self.candidates[s:e], self.labels[s:e]
 
-    def last(self, n: int) -> RankingQueries:
+    def last(self, n: int) -> ConversionQueries:
         """Histories cut to the most recent ``n`` interactions."""
         return replace(self, queries=self.queries.last(n))
 
-    def select(self, index: np.ndarray) -> RankingQueries:
+    def select(self, index: np.ndarray) -> ConversionQueries:
         """The queries at ``index`` (indices or a boolean mask), in that order."""
         index = np.asarray(index)
         index = np.flatnonzero(index) if index.dtype == bool else index.astype(np.int64)
         rows, offsets = gather_ranges(self.cand_offsets[index], self.cand_offsets[index + 1])
         queries = self.queries.select(index)
-        return RankingQueries(queries, self.session[index], offsets, self.candidates[rows], self.labels[rows])
+        return ConversionQueries(queries, self.session[index], offsets, self.candidates[rows], self.labels[rows])
 
     def summary(self) -> dict[str, float]:
         """Queries, candidates, converted candidates and the conversion rate."""
@@ -192,7 +192,7 @@ class RankingQueries:
     @classmethod
     def build(
         cls, log: Interactions, sessions: SessionCandidates, history_start: np.ndarray, history_end: np.ndarray
-    ) -> RankingQueries:
+    ) -> ConversionQueries:
         """One query per session of ``sessions``, its history the rows ``history_start:history_end`` of ``log``."""
         converted = sessions.labels.astype(bool)
         per_query = np.bincount(ragged_rows(sessions.offsets)[converted], minlength=len(sessions))
@@ -215,7 +215,7 @@ class RankingQueries:
         )
 
 
-def ranking_queries(split: SessionSplit, part: Part) -> RankingQueries:
+def conversion_queries(split: SessionSplit, part: Part) -> ConversionQueries:
     """The validation or test queries: each user's ``part`` session, with every earlier session as history.
 
     A user whose ``part`` session exposes nothing (it holds conversions only) has no query; its
@@ -224,10 +224,10 @@ def ranking_queries(split: SessionSplit, part: Part) -> RankingQueries:
     inter = split.interactions
     sessions = SessionCandidates.of_rows(inter, split.session_rows(part))
     start = split.valid_start if part == "valid" else split.test_start
-    return RankingQueries.build(inter, sessions, inter.user_offsets[sessions.user], start[sessions.user])
+    return ConversionQueries.build(inter, sessions, inter.user_offsets[sessions.user], start[sessions.user])
 
 
-def training_queries(train: Interactions, max_history: int | None = None) -> RankingQueries:
+def training_queries(train: Interactions, max_history: int | None = None) -> ConversionQueries:
     """Every session of the training log after each user's first, as a query over its exposed items.
 
     The history is every earlier session's interactions, the most recent ``max_history`` of them
@@ -253,4 +253,4 @@ def training_queries(train: Interactions, max_history: int | None = None) -> Ran
         if max_history < 1:
             raise ValueError(f"max_history must be >= 1, got {max_history}")
         start = np.maximum(start, end - max_history)
-    return RankingQueries.build(train, later, start, end)
+    return ConversionQueries.build(train, later, start, end)

@@ -1,4 +1,4 @@
-"""GAMER as a behavior predictor: the ranking variant of Appendix D (``gamer_rank`` in Table 10).
+"""GAMER as a behavior predictor: the conversion variant of Appendix D (``gamer_rank`` in Table 10).
 
 What the paper says: each interaction is laid out item first, then behavior (HSTU order); item ID
 tokens and behavior tokens come from two vocabularies; the GAMER backbone is unchanged; two heads
@@ -54,21 +54,21 @@ from torch import Tensor, nn
 from gamer.model import DecoderConfig, GenerativeDecoder
 from gamer.tokenizers import build_tokenizer
 from gamer.training import TrainConfig, resolve_device, train_decoder
+from protocols.conversion import CONVERSION_BEHAVIORS, ConversionQueries, SessionCandidates, check_conversion_log
 from protocols.interactions import Interactions
 from protocols.metrics import auroc
-from protocols.model import RankingModel
+from protocols.model import ConversionModel
 from protocols.queries import gather_ranges, ragged_rows
-from protocols.ranking import RANKING_BEHAVIORS, RankingQueries, SessionCandidates, check_ranking_log
 
-N_BEHAVIORS = len(RANKING_BEHAVIORS)
+N_BEHAVIORS = len(CONVERSION_BEHAVIORS)
 MASK_LEVEL = N_BEHAVIORS  # the level of a candidate whose behavior is hidden: above every real one
 MASK_TOKEN = 1 + MASK_LEVEL  # behavior tokens are 1 + level, so [MASK] follows the real ones
 ARCHITECTURES = ("gamer", "qwen3", "gamer_every_block")
 
 
 @dataclass(frozen=True)
-class RankLayout:
-    """Token ids of the ranking variant: pad 0, behaviors 1..|B|, [MASK], then ``item_tokens``."""
+class ConversionLayout:
+    """Token ids of the conversion variant: pad 0, behaviors 1..|B|, [MASK], then ``item_tokens``."""
 
     item_tokens: np.ndarray  # [n_items, L] global ids of each item's ID tokens
     vocab_size: int
@@ -133,7 +133,7 @@ class RankBatch:
 
 
 def encode(
-    layout: RankLayout, history: Interactions1D, candidates: Interactions1D, *, history_behaviors: bool = False
+    layout: ConversionLayout, history: Interactions1D, candidates: Interactions1D, *, history_behaviors: bool = False
 ) -> RankBatch:
     """Row r = ``history`` row r, then one ``[id_1 .. id_L, MASK]`` block per candidate of row r.
 
@@ -217,7 +217,7 @@ def encode(
     )
 
 
-def ranking_attention(blocks: Tensor, sessions: Tensor) -> Tensor:
+def conversion_attention(blocks: Tensor, sessions: Tensor) -> Tensor:
     """``[B, T, T]``: history tokens attend causally to the history; a candidate block attends to the
     history of strictly earlier sessions and causally to its own tokens. Pads attend nothing."""
     t = blocks.size(1)
@@ -233,7 +233,7 @@ def ranking_attention(blocks: Tensor, sessions: Tensor) -> Tensor:
     )
 
 
-class GamerRankNet(nn.Module):
+class GamerConversionNet(nn.Module):
     """The GAMER backbone with two heads: next ID token (tied to the ID rows) and behavior."""
 
     def __init__(self, config: DecoderConfig, id_offset: int) -> None:
@@ -245,7 +245,7 @@ class GamerRankNet(nn.Module):
     def hidden(
         self, tokens: Tensor, levels: Tensor, slots: Tensor, positions: Tensor, sessions: Tensor, blocks: Tensor
     ) -> Tensor:
-        allowed = ranking_attention(blocks, sessions)
+        allowed = conversion_attention(blocks, sessions)
         return self.decoder.hidden_states(tokens, levels, slots, positions, sessions, allowed=allowed)
 
     def id_logits(self, hidden: Tensor) -> Tensor:
@@ -262,7 +262,7 @@ class RankLoss(nn.Module):
     """Summed next-ID-token cross-entropy (on logits / temperature) plus ``behavior_weight`` times the
     summed behavior cross-entropy at the behavior targets; a module so that DDP can wrap it."""
 
-    def __init__(self, net: GamerRankNet, temperature: float, behavior_weight: float) -> None:
+    def __init__(self, net: GamerConversionNet, temperature: float, behavior_weight: float) -> None:
         super().__init__()
         self.net = net
         self.temperature = temperature
@@ -306,7 +306,7 @@ def training_rows(train: Interactions, max_history: int) -> tuple[Interactions1D
     return history, candidates
 
 
-def query_rows(queries: RankingQueries, max_history: int, chunk: int) -> tuple[Interactions1D, Interactions1D]:
+def query_rows(queries: ConversionQueries, max_history: int, chunk: int) -> tuple[Interactions1D, Interactions1D]:
     """Rows for scoring: each query's last ``max_history`` history interactions, and its candidates in
     pieces of at most ``chunk`` (a query with many candidates takes several rows). The candidates
     keep their order, so the rows' [MASK] tokens, read row by row, line up with ``queries.candidates``."""
@@ -342,7 +342,7 @@ def select_rows(
     return take(history), take(candidates)
 
 
-class GamerRank(RankingModel):
+class GamerConversion(ConversionModel):
     """``gamer_rank``: GAMER trained and read as a conversion predictor (module docstring)."""
 
     def __init__(
@@ -386,12 +386,12 @@ class GamerRank(RankingModel):
         self.candidates_per_pass = candidates_per_pass
         self.device = device
 
-    def fit(self, train: Interactions, valid: RankingQueries) -> GamerRank:
-        check_ranking_log(train)
+    def fit(self, train: Interactions, valid: ConversionQueries) -> GamerConversion:
+        check_conversion_log(train)
         torch.manual_seed(self.seed)
         n_tokens = N_BEHAVIORS + 1  # the behavior tokens and [MASK]
         self.tokenizer_ = build_tokenizer(self.ids, train, seed=self.seed, **self.hyperparameters["tokenizer"])
-        self.layout_ = RankLayout(self.tokenizer_.token_ids(n_tokens), self.tokenizer_.vocab_size(n_tokens))
+        self.layout_ = ConversionLayout(self.tokenizer_.token_ids(n_tokens), self.tokenizer_.vocab_size(n_tokens))
         preset = getattr(DecoderConfig, self.architecture)
         config = preset(
             vocab_size=self.layout_.vocab_size,
@@ -399,7 +399,7 @@ class GamerRank(RankingModel):
             id_levels=self.layout_.id_levels,
             **self.hyperparameters["model"],
         )
-        self.net_ = GamerRankNet(config, self.layout_.id_offset)
+        self.net_ = GamerConversionNet(config, self.layout_.id_offset)
         self.device_ = resolve_device(self.device)
         train_config = TrainConfig(seed=self.seed, device=str(self.device_), **self.hyperparameters["training"])
         history, candidates = training_rows(train, self.max_history)
@@ -431,7 +431,7 @@ class GamerRank(RankingModel):
         return self
 
     @torch.no_grad()
-    def score(self, queries: RankingQueries) -> np.ndarray:
+    def score(self, queries: ConversionQueries) -> np.ndarray:
         self.net_.eval()
         history, candidates = query_rows(queries, self.max_history, self.candidates_per_pass)
         n_rows = len(history.offsets) - 1

@@ -1,5 +1,5 @@
-"""The ranking scenario of Appendix D: the exposure/conversion view, candidates and labels, queries,
-and GAMER's ranking layout, on logs small enough to check by hand."""
+"""The conversion scenario of Appendix D: the exposure/conversion view, candidates and labels, queries,
+and GAMER's conversion layout, on logs small enough to check by hand."""
 
 from __future__ import annotations
 
@@ -8,24 +8,24 @@ import pytest
 import torch
 from helpers import TINY_DECODER
 
-from gamer.model import DecoderConfig
-from gamer.ranking import (
+from gamer.conversion import (
     MASK_LEVEL,
     MASK_TOKEN,
     N_BEHAVIORS,
-    GamerRank,
-    GamerRankNet,
+    ConversionLayout,
+    GamerConversion,
+    GamerConversionNet,
     Interactions1D,
-    RankLayout,
+    conversion_attention,
     encode,
-    ranking_attention,
 )
+from gamer.model import DecoderConfig
 from protocols import Interactions, Schema, SessionRule, SessionSplit
-from protocols.ranking import (
-    RANKING_BEHAVIORS,
+from protocols.conversion import (
+    CONVERSION_BEHAVIORS,
     SessionCandidates,
-    ranking_queries,
-    ranking_view,
+    conversion_queries,
+    conversion_view,
     training_queries,
 )
 from protocols.tasks import Task
@@ -66,7 +66,7 @@ def hand_log() -> Interactions:
 
 @pytest.fixture()
 def split() -> SessionSplit:
-    view, _ = ranking_view(hand_log(), exposure="view", conversion="buy")
+    view, _ = conversion_view(hand_log(), exposure="view", conversion="buy")
     return SessionSplit.from_interactions(view)
 
 
@@ -76,8 +76,8 @@ def ids(split: SessionSplit, items) -> list:
 
 # -- the view ----------------------------------------------------------------------------------------
 def test_view_keeps_two_behaviors_renamed_and_counts_what_it_removed():
-    view, report = ranking_view(hand_log(), exposure="view", conversion="buy")
-    assert view.schema.behaviors == RANKING_BEHAVIORS
+    view, report = conversion_view(hand_log(), exposure="view", conversion="buy")
+    assert view.schema.behaviors == CONVERSION_BEHAVIORS
     assert view.schema.name == "hand-rank"
     assert report.removed == {"cart": 1}
     assert report.kept == len(ROWS) - 1 == len(view)
@@ -88,12 +88,12 @@ def test_view_keeps_two_behaviors_renamed_and_counts_what_it_removed():
 
 def test_view_needs_exposure_below_conversion():
     with pytest.raises(ValueError, match="must be below"):
-        ranking_view(hand_log(), exposure="buy", conversion="view")
+        conversion_view(hand_log(), exposure="buy", conversion="view")
     with pytest.raises(ValueError, match="unknown behavior 'click'"):
-        ranking_view(hand_log(), exposure="click", conversion="buy")
+        conversion_view(hand_log(), exposure="click", conversion="buy")
 
 
-def test_candidates_need_a_ranking_log():
+def test_candidates_need_a_conversion_log():
     inter = SessionSplit.from_interactions(hand_log()).interactions
     with pytest.raises(ValueError, match="needs \\['exposure', 'conversion'\\]"):
         SessionCandidates.of_rows(inter, np.arange(len(inter)))
@@ -101,7 +101,7 @@ def test_candidates_need_a_ranking_log():
 
 # -- candidates, labels, queries ---------------------------------------------------------------------
 def test_test_queries_candidates_are_the_distinct_exposed_items_labelled_by_conversion(split):
-    test = ranking_queries(split, "test")
+    test = conversion_queries(split, "test")
     assert len(test) == 2
     alice, bob = (test.candidates_of(q) for q in range(2))
     assert ids(split, alice[0]) == [1, 5] and alice[1].tolist() == [0, 1]  # item 5 exposed twice: one candidate
@@ -117,14 +117,14 @@ def test_test_queries_candidates_are_the_distinct_exposed_items_labelled_by_conv
 
 
 def test_a_conversion_on_an_item_its_session_never_exposed_is_counted_not_a_candidate(split):
-    valid = ranking_queries(split, "valid")
+    valid = conversion_queries(split, "valid")
     alice, bob = (valid.candidates_of(q) for q in range(2))
     assert ids(split, alice[0]) == [2, 4] and alice[1].tolist() == [1, 0]
     assert ids(split, bob[0]) == [7] and bob[1].tolist() == [1]
     assert valid.unexposed_conversions == 1  # alice's buy of item 9
 
 
-def test_task_conversion_gives_ranking_queries(split):
+def test_task_conversion_gives_conversion_queries(split):
     assert Task.CONVERSION.queries(split, "test").n_candidates == 3
 
 
@@ -142,7 +142,7 @@ def test_training_queries_are_every_session_after_the_first_with_earlier_history
 
 
 def test_select_reorders_queries_with_their_candidates(split):
-    test = ranking_queries(split, "test")
+    test = conversion_queries(split, "test")
     swapped = test.select(np.array([1, 0]))
     assert ids(split, swapped.candidates) == [8, 1, 5] and swapped.labels.tolist() == [0, 0, 1]
     assert swapped.queries.user.tolist() == [1, 0]
@@ -151,8 +151,8 @@ def test_select_reorders_queries_with_their_candidates(split):
     assert test.last(2).queries.history_lengths.tolist() == [2, 2]
 
 
-# -- GAMER's ranking layout ----------------------------------------------------------------------------
-LAYOUT = RankLayout(item_tokens=np.array([[4, 7], [5, 8], [6, 9]]), vocab_size=10)
+# -- GAMER's conversion layout ----------------------------------------------------------------------------
+LAYOUT = ConversionLayout(item_tokens=np.array([[4, 7], [5, 8], [6, 9]]), vocab_size=10)
 
 
 def test_layout_item_tokens_then_behavior_and_mask_blocks_after_the_history():
@@ -188,7 +188,7 @@ def test_layout_item_tokens_then_behavior_and_mask_blocks_after_the_history():
 def test_candidate_blocks_see_earlier_sessions_and_themselves_only():
     blocks = torch.tensor([[0, 0, 0, 0, 1, 1, 2, 2, -1]])
     sessions = torch.tensor([[0, 0, 1, 1, 2, 2, 1, 1, -1]])
-    allowed = ranking_attention(blocks, sessions)[0]
+    allowed = conversion_attention(blocks, sessions)[0]
     assert allowed[3].tolist() == [True] * 4 + [False] * 5  # history: causal over the history
     assert allowed[1].tolist() == [True, True] + [False] * 7
     assert allowed[5].tolist() == [True] * 4 + [True, True] + [False] * 3  # session 2: all history, own block
@@ -209,7 +209,7 @@ def test_a_history_behavior_target_is_predicted_without_seeing_its_label(archite
         **TINY_DECODER,
     )
     torch.manual_seed(0)
-    net = GamerRankNet(config, LAYOUT.id_offset).double().eval()
+    net = GamerConversionNet(config, LAYOUT.id_offset).double().eval()
     candidates = Interactions1D(np.array([0, 1]), np.array([0]), np.full(1, MASK_LEVEL), np.array([2]), np.array([1]))
     hidden = []
     for label in (0, 1):
@@ -224,12 +224,12 @@ def test_a_history_behavior_target_is_predicted_without_seeing_its_label(archite
     assert not torch.equal(hidden[0][5], hidden[1][5])
 
 
-def tiny_gamer_rank(**overrides) -> GamerRank:
+def tiny_gamer_rank(**overrides) -> GamerConversion:
     model = dict(d_model=16, n_layers=2, n_heads=2, n_kv_heads=1, head_dim=8, d_ff=32, behavior_dim=8, dropout=0.0)
     model["attention_dropout"] = 0.0
     training = dict(epochs=2, batch_size=16, micro_batch=16, lr=3e-3, patience=5)
     params = dict(model=model, training=training, max_history=12, eval_batch=8, device="cpu") | overrides
-    return GamerRank(**params)
+    return GamerConversion(**params)
 
 
 @pytest.fixture(scope="module")
@@ -237,17 +237,17 @@ def small_split() -> SessionSplit:
     from protocols.synthetic import SyntheticConfig, generate
 
     inter = generate(SyntheticConfig(n_users=60, n_items=300))
-    view, _ = ranking_view(inter, exposure="p3s", conversion="conversion")
+    view, _ = conversion_view(inter, exposure="p3s", conversion="conversion")
     return SessionSplit.from_interactions(view)
 
 
 @pytest.fixture(scope="module")
-def fitted(small_split) -> GamerRank:
-    return tiny_gamer_rank().fit(small_split.train, ranking_queries(small_split, "valid"))
+def fitted(small_split) -> GamerConversion:
+    return tiny_gamer_rank().fit(small_split.train, conversion_queries(small_split, "valid"))
 
 
 def test_gamer_rank_scores_are_probabilities_in_candidate_order(fitted, small_split):
-    test = ranking_queries(small_split, "test")
+    test = conversion_queries(small_split, "test")
     scores = fitted.score(test)
     assert scores.shape == (test.n_candidates,) and ((scores > 0) & (scores < 1)).all()
     # The same candidates in reversed query order give the same scores, moved with their queries.
@@ -260,7 +260,7 @@ def test_gamer_rank_scores_are_probabilities_in_candidate_order(fitted, small_sp
 
 
 def test_a_candidate_score_does_not_depend_on_the_other_candidates(fitted, small_split):
-    test = ranking_queries(small_split, "test")
+    test = conversion_queries(small_split, "test")
     together = fitted.score(test)
     fitted.candidates_per_pass = 1  # every candidate in a pass of its own
     try:
@@ -271,6 +271,6 @@ def test_a_candidate_score_does_not_depend_on_the_other_candidates(fitted, small
 
 
 def test_gamer_rank_is_deterministic_for_a_seed(fitted, small_split):
-    again = tiny_gamer_rank().fit(small_split.train, ranking_queries(small_split, "valid"))
-    test = ranking_queries(small_split, "test")
+    again = tiny_gamer_rank().fit(small_split.train, conversion_queries(small_split, "valid"))
+    test = conversion_queries(small_split, "test")
     np.testing.assert_array_equal(again.score(test), fitted.score(test))
