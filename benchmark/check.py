@@ -52,6 +52,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.arguments import name_list, seed_list
+from benchmark.kinds import kind_of
+from benchmark.kinds.base import DATA_TOLERANCE, MODEL_TOLERANCE
 from benchmark.store import Cell, code_version, load_cell, stored_cells
 from benchmark.tables import SPECS, TableSpec
 from protocols.catalog import REPO_ROOT, resolve
@@ -61,12 +63,6 @@ PUBLISHED_DIR = REPO_ROOT / "results" / "published" / "cpu"
 PROFILE = "smoke"
 SEED = 0
 DECIMALS = 6
-DATA_TOLERANCE = 1e-9
-MODEL_TOLERANCE = 1e-4
-DATA_KINDS = ("dataset-stats", "leakage")
-# Table 6's timing columns change on every run; a rerun must reproduce the model's size and where training stopped.
-TRAINING_COST_VALUES = ("parameters", "epochs to best", "epochs run")
-CONVERSION_COUNTS = ("queries", "candidates", "conversions")
 
 
 @dataclass(frozen=True)
@@ -154,28 +150,14 @@ def rounded(value: float | int) -> float | int:
 
 
 def reference_values(spec: TableSpec, result: dict[str, Any]) -> dict[str, float | int]:
-    """The values of a stored cell's ``result`` that a rerun must reproduce: metrics and counts, no timings."""
-    if spec.kind == "dataset-stats":
-        filtered = {f"filter {k}": v for k, v in result["filter"].items() if k != "reason"}
-        values = {k: v for k, v in result["row"].items() if k != "dataset"} | filtered
-    elif spec.kind == "leakage":
-        values = {f"{r['variant']} HR@{r['k']}": r["ratio"] for r in result["rows"]}
-        values |= {"targets": result["targets"], "processed removed": result["processed_removed"]}
-    elif spec.kind == "training-cost":
-        values = {name: result["row"][name] for name in TRAINING_COST_VALUES}
-    else:
-        # Tables with one evaluation name metrics plainly (N@10); with several, by evaluation first.
-        single = len(result["evaluations"]) == 1
-        values = {}
-        for evaluation, scores in result["evaluations"].items():
-            counts = {name: scores[name] for name in CONVERSION_COUNTS if name in scores}
-            prefix = "" if single else f"{evaluation}: "
-            values |= {prefix + name: value for name, value in (scores["metrics"] | counts).items()}
+    """The values of a stored cell's ``result`` that a rerun must reproduce (its kind says which: metrics
+    and counts, no timings), rounded to `DECIMALS`."""
+    values = kind_of(spec).reference_values(result)
     return {name: rounded(value) for name, value in sorted(values.items())}
 
 
 def tolerance_for(spec: TableSpec) -> float:
-    return DATA_TOLERANCE if spec.kind in DATA_KINDS else MODEL_TOLERANCE
+    return kind_of(spec).tolerance
 
 
 def compare(

@@ -33,6 +33,7 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from benchmark.escape import latex_escape, markdown_escape
+from benchmark.kinds.cost import TrainingCost
 from benchmark.stats import Run, aligned_groups, bootstrap_interval, compare_pairs, query_means
 from benchmark.store import Cell, stored_cells
 from benchmark.tables import SPECS
@@ -331,7 +332,8 @@ def judge_c6(cells: Cells) -> list[Judgement]:
         if missing:
             out.append(not_run(cells, "C6", table, dataset, missing))
             continue
-        seconds = {r: float(np.mean([c["result"]["row"]["training s"] for c in found[r]])) for r in rows}
+        timed = {r: [TrainingCost.stored(c["result"]["row"]).training_s for c in found[r]] for r in rows}
+        seconds = {r: float(np.mean(values)) for r, values in timed.items()}
         ratio = seconds["mbgen_sid@aug0"] / seconds["gamer_sid@aug0"]
         verdict = HOLDS if ratio >= PAPER_TRAINING_RATIO else CONTRADICTED
         detail = (

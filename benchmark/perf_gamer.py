@@ -191,7 +191,7 @@ def paper_epoch(dataset: str) -> PaperEpoch:
     token and one per ID level each) and the item IDs' codebooks: the dataset's released SIDs, else the
     RQ-VAE's size rule (`gamer.tokenizers.rqvae_codebook_size`, without training it)."""
     from baselines import registry
-    from benchmark.runner import load_dataset
+    from benchmark.cells import load_dataset
     from gamer.augmentation import augment
     from gamer.sequences import training_sequences
     from gamer.tokenizers import given_semantic_ids, rqvae_codebook_size

@@ -12,14 +12,12 @@ import json
 import os
 import resource
 import signal
-import sys
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,17 @@ from joblib import Parallel, delayed, parallel_config
 from tqdm import tqdm
 
 from baselines import registry
+from benchmark.cells import (
+    RANKING_KS,
+    dataset_identity,
+    evaluation_queries,
+    hyperparameters,
+    load_dataset,
+    rank,
+    scores,
+)
+from benchmark.kinds import kind_of
+from benchmark.kinds.cost import TrainingCost
 from benchmark.store import (
     Cell,
     CellError,
@@ -38,23 +47,13 @@ from benchmark.store import (
     training_code_version,
     training_record,
 )
-from benchmark.tables import SPECS, Evaluation, Row, TableSpec
+from benchmark.tables import SPECS, TableSpec
 from gamer.checkpoint import DEFAULT_MINUTES, Checkpointing, checkpointing, progress_path
 from gamer.precision import effective as effective_precision
 from gamer.precision import precision_context
 from gamer.scalars import tensorboard
-from protocols import metrics
 from protocols.catalog import resolve
-from protocols.conversion import PROTOCOL as CONVERSION_PROTOCOL
-from protocols.conversion import check_conversion_log, conversion_queries
-from protocols.interactions import Interactions
-from protocols.queries import Queries
-from protocols.splits import SessionSplit, classic_leave_one_out, processed_leave_one_out
-from protocols.tasks import drop_lower_behaviors, drop_session_items
-
-LEAKAGE_KS = tuple(range(1, 11))
-RANKING_KS = (1, 5, 10)
-
+from protocols.splits import SessionSplit
 
 BACKENDS = ("loky", "ray", "dask")
 
@@ -66,39 +65,6 @@ class RunReport:
     skipped: list[str]
     notes: list[str]
     failed: list[str] = field(default_factory=list)  # "cell: error" for each cell that raised
-
-
-def dataset_identity(dataset: str) -> dict[str, Any]:
-    """What decides the data a cell sees (`protocols.catalog.DatasetSpec.identity`: the resolved TOML
-    or the built-in's definition, and a content hash of every file its reader reads). A stored cell is
-    reused only when this is unchanged."""
-    return resolve(dataset).identity()
-
-
-@lru_cache(maxsize=8)
-def load_dataset(dataset: str) -> Interactions:
-    return resolve(dataset).load()
-
-
-def _row(spec: TableSpec, cell: Cell) -> Row:
-    for row in spec.rows:
-        if (row.model, row.variant) == (cell.model, cell.variant):
-            return row
-    raise ValueError(f"{spec.id} has no row {cell.row_key!r}")
-
-
-def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """``base`` with ``overrides`` applied; nested dicts (``training``, ``model``) merge key by key."""
-    merged = dict(base)
-    for key, value in overrides.items():
-        merged[key] = (
-            merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
-        )
-    return merged
-
-
-def hyperparameters(spec: TableSpec, cell: Cell) -> dict[str, Any]:
-    return merge(registry.get(cell.model).hyperparameters(cell.profile), dict(_row(spec, cell).overrides))
 
 
 def cell_config(spec: TableSpec, cell: Cell, precision: str = "fp32") -> dict[str, Any]:
@@ -116,118 +82,8 @@ def cell_config(spec: TableSpec, cell: Cell, precision: str = "fp32") -> dict[st
         }
         source = registry.get(cell.model).source
         config |= {"source": source} if source != "built-in" else {}  # a plugin's version: never reuse older
-        if spec.kind == "conversion":
-            config["protocol"] = CONVERSION_PROTOCOL
-        else:
-            config |= {"ks": list(RANKING_KS), "protocol": "session-wise leave-one-out, full ranking"}
+        config |= kind_of(spec).config(spec)
     return config
-
-
-def _dataset_stats(cell: Cell) -> dict[str, Any]:
-    split = SessionSplit.from_interactions(load_dataset(cell.dataset))
-    report = split.filter_report
-    return {
-        "row": {"dataset": split.interactions.schema.name} | split.interactions.summary(),
-        "filter": {
-            "reason": report.reason,
-            "users_removed": report.users_removed,
-            "interactions_removed": report.interactions_removed,
-        },
-        "session_rule": split.interactions.schema.session_rule.describe(),
-        "notes": [f"{split.interactions.schema.name}: {report}"],
-    }
-
-
-def _leakage(cell: Cell) -> dict[str, Any]:
-    from baselines.rule_based import RuleBased
-
-    inter = load_dataset(cell.dataset)
-    original = classic_leave_one_out(inter)
-    processed, removed = processed_leave_one_out(original, inter.schema.target_level)
-    rows = []
-    for variant, queries in (("original", original), ("processed", processed)):
-        ranked = RuleBased().recommend(queries, max(LEAKAGE_KS))
-        scores = metrics.evaluate(ranked, queries.positive_sets(), ks=LEAKAGE_KS)
-        rows += [
-            {"dataset": inter.schema.name, "variant": variant, "k": k, "ratio": scores[f"HR@{k}"]} for k in LEAKAGE_KS
-        ]
-    notes = [
-        f"{inter.schema.name}: {len(original)} leave-one-out targets; the processed variant removed the "
-        f"last history interaction of {removed} of them"
-    ]
-    return {"rows": rows, "targets": len(original), "processed_removed": removed, "notes": notes}
-
-
-def _test_queries(split: SessionSplit, evaluation: Evaluation, seed: int) -> tuple[Queries, str]:
-    """The test queries of an evaluation, with its test-time perturbation applied (Table 7)."""
-    queries = evaluation.task.queries(split, "test")
-    perturbation = evaluation.perturbation
-    if not perturbation:
-        return queries, ""
-    if perturbation == "gt":
-        queries, report = drop_session_items(split, queries)
-    elif perturbation.startswith("drop-"):
-        rate = float(perturbation.removeprefix("drop-"))
-        target = split.interactions.schema.target_level
-        queries, report = drop_lower_behaviors(queries, rate, target_level=target, seed=seed)
-    else:
-        raise ValueError(f"unknown test-time perturbation {perturbation!r}; use 'drop-<rate>' or 'gt'")
-    return queries, str(report)
-
-
-def _scores(split: SessionSplit, queries: Queries, ranked) -> dict[str, Any]:
-    per_query = metrics.evaluate_per_query(ranked, queries.positive_sets(), ks=RANKING_KS)
-    behaviors = split.interactions.schema.behaviors
-    by_behavior = {}
-    for level in np.unique(queries.behavior):
-        mask = queries.behavior == level
-        by_behavior[behaviors[level]] = {"queries": int(mask.sum())} | {
-            key: float(values[mask].mean()) for key, values in per_query.items()
-        }
-    return {
-        "metrics": {key: float(values.mean()) for key, values in per_query.items()},
-        "queries": len(queries),
-        "by_behavior": by_behavior,
-        "per_query": {"user": queries.user.tolist(), "behavior": queries.behavior.tolist()}
-        | {key: np.round(values, 6).tolist() for key, values in per_query.items()},
-    }
-
-
-def _ranking(spec: TableSpec, cell: Cell, timings: dict[str, float], artifacts: Path) -> dict[str, Any]:
-    inter = load_dataset(cell.dataset)
-    start = time.perf_counter()
-    split = SessionSplit.from_interactions(inter)
-    valid = split.queries("valid")
-    tests = [_test_queries(split, evaluation, cell.seed) for evaluation in spec.evaluations]
-    timings["split_s"] = time.perf_counter() - start
-    name = split.interactions.schema.name
-    for evaluation, (queries, _) in zip(spec.evaluations, tests, strict=True):
-        if len(queries) == 0:
-            raise ValueError(f"{cell.describe()}: no test query for {evaluation.key} on {name}")
-    model = registry.get(cell.model).build(hyperparameters(spec, cell), cell.seed)
-    start = time.perf_counter()
-    model.fit(split.train, valid)
-    timings["fit_s"] = time.perf_counter() - start
-    if _rank() == 0:
-        model.save_artifacts(artifacts)  # e.g. the item tokenizer, so the run can be reloaded and inspected
-    evaluations = {}
-    notes = [f"{name}: {split.filter_report}"]
-    for evaluation, (queries, perturbed) in zip(spec.evaluations, tests, strict=True):
-        start = time.perf_counter()
-        ranked = model.recommend(queries, max(RANKING_KS))
-        timings[f"recommend_s[{evaluation.key}]"] = time.perf_counter() - start
-        evaluations[evaluation.key] = _scores(split, queries, ranked)
-        notes.append(f"{name}: {evaluation.key}: {len(queries)} test queries" + (f"; {perturbed}" if perturbed else ""))
-    first = evaluations[spec.evaluations[0].key]
-    return {
-        "dataset_name": name,
-        "metrics": first["metrics"],
-        "queries": first["queries"],
-        "evaluations": evaluations,
-        "model": model.describe(),
-        "filter": str(split.filter_report),
-        "notes": notes,
-    }
 
 
 def with_max_steps(hp: dict[str, Any], max_steps: int) -> dict[str, Any]:
@@ -294,7 +150,7 @@ def rehearse(
         valid = split.queries("valid")  # every query of the first users with a target-behavior one
         target_users = np.unique(valid.user[valid.behavior == split.interactions.schema.target_level])[:users]
         valid = valid.select(np.isin(valid.user, target_users))
-        queries, _ = _test_queries(split, spec.evaluations[0], cell.seed)
+        queries, _ = evaluation_queries(split, spec.evaluations[0], cell.seed)
         queries = queries.select(np.arange(len(queries)) < users)
         loaded = time.perf_counter()
         profile_hp = hyperparameters(spec, cell)
@@ -305,88 +161,17 @@ def rehearse(
             fitted = time.perf_counter()
             ranked = model.recommend(queries, max(RANKING_KS))
         done = time.perf_counter()
-        scores = _scores(split, queries, ranked)["metrics"]
+        metric_means = scores(split, queries, ranked)["metrics"]
         record = training_record({"model": model.describe()})
         lines.append(
             {"row": cell.row_key, "dataset": cell.dataset, "step cap": max_steps if record else "-"}
             | {"sequences per step": _step_batch(profile_hp, hp)}
             | {"stopped by": record["stop_reason"] if record else "-", "data s": round(loaded - start, 1)}
             | {"fit s": round(fitted - loaded, 1), "test users": len(queries), "recommend s": round(done - fitted, 1)}
-            | {"N@10 (rehearsal)": round(scores["N@10"], 4)}
+            | {"N@10 (rehearsal)": round(metric_means["N@10"], 4)}
             | _peak_memory()
         )
     return lines
-
-
-def _conversion(spec: TableSpec, cell: Cell, timings: dict[str, float], artifacts: Path) -> dict[str, Any]:
-    """Table 10: fit a conversion model, select on validation AUROC, score the test candidates."""
-    start = time.perf_counter()
-    split = SessionSplit.from_interactions(load_dataset(cell.dataset))
-    check_conversion_log(split.interactions)
-    valid, test = conversion_queries(split, "valid"), conversion_queries(split, "test")
-    timings["split_s"] = time.perf_counter() - start
-    name = split.interactions.schema.name
-    model = registry.get(cell.model).build(hyperparameters(spec, cell), cell.seed)
-    start = time.perf_counter()
-    model.fit(split.train, valid)
-    timings["fit_s"] = time.perf_counter() - start
-    if _rank() == 0:
-        model.save_artifacts(artifacts)
-    start = time.perf_counter()
-    scores = model.score(test)
-    timings["score_s"] = time.perf_counter() - start
-    if scores.shape != test.labels.shape or not np.isfinite(scores).all():
-        raise ValueError(f"{cell.describe()}: score() must give one finite probability per test candidate")
-    summary = test.summary()
-    result = {
-        "metrics": {"AUROC": metrics.auroc(scores, test.labels)},
-        "queries": len(test),
-        "candidates": summary["candidates"],
-        "conversions": summary["conversions"],
-        "candidates_per_s": summary["candidates"] / max(timings["score_s"], 1e-9),
-    }
-    notes = [
-        f"{name}: {split.filter_report}",
-        f"{name}: {len(test)} test queries, {summary['candidates']} candidates, {summary['conversions']} converted"
-        + (
-            f"; {test.unexposed_conversions} conversions on unexposed items have no candidate"
-            if test.unexposed_conversions
-            else ""
-        ),
-    ]
-    return {
-        "dataset_name": name,
-        "metrics": result["metrics"],
-        "queries": len(test),
-        "evaluations": {spec.evaluations[0].key: result},
-        "model": model.describe(),
-        "filter": str(split.filter_report),
-        "notes": notes,
-    }
-
-
-def _training_cost(spec: TableSpec, cell: Cell, timings: dict[str, float]) -> dict[str, Any]:
-    """Table 6: fit one row and report its size and what its training cost (no test needed)."""
-    split = SessionSplit.from_interactions(load_dataset(cell.dataset))
-    model = registry.get(cell.model).build(hyperparameters(spec, cell), cell.seed)
-    start = time.perf_counter()
-    model.fit(split.train, split.queries("valid"))
-    timings["fit_s"] = time.perf_counter() - start
-    info = model.describe()
-    name = split.interactions.schema.name
-    return {"dataset_name": name, "row": training_row(info), "model": info, "notes": [f"{name}: {split.filter_report}"]}
-
-
-def training_row(info: dict[str, Any]) -> dict[str, Any]:
-    """Table 6's row from what a trained model describes of itself (`describe()`)."""
-    training = info["training"]
-    return {
-        "parameters": info["parameters"],
-        "seconds per epoch": training["seconds"] / max(training["epochs_run"], 1),
-        "epochs to best": training["best_epoch"],  # epochs are counted from 1 in the training log
-        "epochs run": training["epochs_run"],
-        "training s": training["seconds"],
-    }
 
 
 @dataclass(frozen=True)
@@ -526,16 +311,7 @@ def _compute_and_store(
 ) -> list[str]:
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    if spec.kind == "dataset-stats":
-        result = _dataset_stats(cell)
-    elif spec.kind == "leakage":
-        result = _leakage(cell)
-    elif spec.kind == "training-cost":
-        result = _training_cost(spec, cell, timings)
-    elif spec.kind == "conversion":
-        result = _conversion(spec, cell, timings, cell.path(root).with_suffix(""))
-    else:
-        result = _ranking(spec, cell, timings, cell.path(root).with_suffix(""))
+    result = kind_of(spec).compute(spec, cell, timings, cell.path(root).with_suffix(""))
     timings["total_s"] = time.perf_counter() - start
     if saver.resumed:  # its training went on from a killed run's checkpoint: the timings cover both parts
         timings["before_resume_s"] = saver.earlier_s
@@ -550,16 +326,9 @@ def _compute_and_store(
         prov["precision"] = precision
     if result.get("model", {}).get("tokenizer"):
         prov["tokenizer"] = result["model"]["tokenizer"]  # which item IDs the run used, and how they were made
-    if _rank() == 0:  # under torchrun every rank computes the cell; one stores it
+    if rank() == 0:  # under torchrun every rank computes the cell; one stores it
         save_cell(root, cell, result, prov)
     return result["notes"]
-
-
-def _rank() -> int:
-    distributed = sys.modules.get("torch.distributed")  # never import torch just to ask
-    if distributed is not None and distributed.is_available() and distributed.is_initialized():
-        return distributed.get_rank()
-    return 0
 
 
 def expand(
@@ -920,7 +689,7 @@ def _adopt(spec: TableSpec, cell: Cell, root: Path, notes: list[str], config: di
             continue
         if spec.kind == "training-cost":
             found = stored["result"]
-            result = {"dataset_name": found["dataset_name"], "row": training_row(found["model"])}
+            result = {"dataset_name": found["dataset_name"], "row": TrainingCost.of(found["model"]).as_stored()}
             result |= {"model": found["model"], "notes": found["notes"][:1]}  # the filter's note
         elif any(theirs[key] != config[key] for key in ("ks", "protocol")):
             continue

@@ -11,6 +11,7 @@ from helpers import store_cell, store_ranking_cell
 from benchmark import claims
 from benchmark.claims import CONTRADICTED, HOLDS, INCONCLUSIVE, NOT_RUN, Cells, judge_all
 from benchmark.cli import main
+from benchmark.kinds.cost import TrainingCost
 from benchmark.stats import bootstrap_interval
 from benchmark.store import Cell
 
@@ -161,7 +162,10 @@ def test_relative_drop_by_hand() -> None:
 def test_training_time_claim_is_the_ratio_against_the_papers(tmp_path, mbgen_s, verdict) -> None:
     for model, seconds in (("mbgen_sid", mbgen_s), ("gamer_sid", 100.0)):
         cell = Cell("table-6", "synthetic", model, "cpu", 0, "aug0")
-        store_cell(tmp_path, cell, {"row": {"training s": seconds, "parameters": 10}})
+        row = TrainingCost(
+            parameters=10, seconds_per_epoch=seconds / 4, epochs_to_best=3, epochs_run=4, training_s=seconds
+        )
+        store_cell(tmp_path, cell, {"row": row.as_stored()})
     (judgement,) = claims.judge_c6(Cells(tmp_path, "cpu"))
     assert judgement.verdict == verdict and judgement.tests[0]["ratio"] == mbgen_s / 100.0
 

@@ -14,8 +14,12 @@ ROOT = Path(__file__).resolve().parents[1]
 FLOORS = ("protocols", "gamer", "baselines", "benchmark")
 
 
+def _package(path: Path) -> str:
+    return ".".join(path.parent.relative_to(ROOT).parts)
+
+
 def _module_name(path: Path) -> str:
-    package = path.parent.name
+    package = _package(path)
     return package if path.stem == "__init__" else f"{package}.{path.stem}"
 
 
@@ -27,18 +31,20 @@ def _imports(path: Path) -> set[str]:
         if isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join([path.parent.name] + ([base] if base else []))
+                base = ".".join([_package(path)] + ([base] if base else []))
             named |= {base} | {f"{base}.{alias.name}" for alias in node.names}
         elif isinstance(node, ast.Import):
             named |= {alias.name for alias in node.names}
     return {name for name in named if name.split(".")[0] in FLOORS}
 
 
-GRAPH = {_module_name(p): _imports(p) for floor in FLOORS for p in sorted((ROOT / floor).glob("*.py"))}
+GRAPH = {_module_name(p): _imports(p) for floor in FLOORS for p in sorted((ROOT / floor).rglob("*.py"))}
 
 
 def test_the_graph_was_read() -> None:
-    assert {"protocols.model", "gamer.model", "baselines.registry", "benchmark.runner"} <= set(GRAPH)
+    assert {"protocols.model", "gamer.model", "baselines.registry", "benchmark.runner", "benchmark.kinds.cost"} <= set(
+        GRAPH
+    )
     assert "protocols.model" in GRAPH["gamer.recommender"]  # the parser sees a known edge
 
 

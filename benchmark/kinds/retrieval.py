@@ -1,0 +1,65 @@
+"""The top-K tables (Tables 2 to 5, 7, 8 and Figures 3, 4): fit a row's model on the session-wise
+training sessions, rank the whole catalogue for each test query of every evaluation the table asks for
+(Table 7's test-time perturbations among them), and score the rankings."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmark.cells import RANKING_KS, build_model, evaluation_queries, load_dataset, rank, scores
+from benchmark.kinds.base import TableKind, evaluation_values
+from benchmark.store import Cell
+from benchmark.tables import TableSpec
+from protocols.splits import SessionSplit
+
+PROTOCOL = "session-wise leave-one-out, full ranking"
+
+
+class Retrieval(TableKind):
+    name = "ranking"
+
+    def config(self, spec: TableSpec) -> dict[str, Any]:
+        return {"ks": list(RANKING_KS), "protocol": PROTOCOL}
+
+    def compute(self, spec: TableSpec, cell: Cell, timings: dict[str, float], artifacts: Path) -> dict[str, Any]:
+        inter = load_dataset(cell.dataset)
+        start = time.perf_counter()
+        split = SessionSplit.from_interactions(inter)
+        valid = split.queries("valid")
+        tests = [evaluation_queries(split, evaluation, cell.seed) for evaluation in spec.evaluations]
+        timings["split_s"] = time.perf_counter() - start
+        name = split.interactions.schema.name
+        for evaluation, (queries, _) in zip(spec.evaluations, tests, strict=True):
+            if len(queries) == 0:
+                raise ValueError(f"{cell.describe()}: no test query for {evaluation.key} on {name}")
+        model = build_model(spec, cell)
+        start = time.perf_counter()
+        model.fit(split.train, valid)
+        timings["fit_s"] = time.perf_counter() - start
+        if rank() == 0:
+            model.save_artifacts(artifacts)  # e.g. the item tokenizer, so the run can be reloaded and inspected
+        evaluations = {}
+        notes = [f"{name}: {split.filter_report}"]
+        for evaluation, (queries, perturbed) in zip(spec.evaluations, tests, strict=True):
+            start = time.perf_counter()
+            ranked = model.recommend(queries, max(RANKING_KS))
+            timings[f"recommend_s[{evaluation.key}]"] = time.perf_counter() - start
+            evaluations[evaluation.key] = scores(split, queries, ranked)
+            notes.append(
+                f"{name}: {evaluation.key}: {len(queries)} test queries" + (f"; {perturbed}" if perturbed else "")
+            )
+        first = evaluations[spec.evaluations[0].key]
+        return {
+            "dataset_name": name,
+            "metrics": first["metrics"],
+            "queries": first["queries"],
+            "evaluations": evaluations,
+            "model": model.describe(),
+            "filter": str(split.filter_report),
+            "notes": notes,
+        }
+
+    def reference_values(self, result: dict[str, Any]) -> dict[str, float | int]:
+        return evaluation_values(result, ("queries",))
