@@ -56,7 +56,7 @@ def _print_cell_summaries(spec, root: Path, cells: list, profile: str) -> None:
     from tabulate import tabulate
 
     from benchmark import runner
-    from benchmark.report import SMOKE_LABEL
+    from benchmark.rows import SMOKE_LABEL
 
     lines = runner.cell_summaries(spec, root, cells)
     if not lines:
@@ -110,10 +110,11 @@ def _epoch_lines(enabled: bool) -> Iterator[None]:
 
 def _run_tables(args: argparse.Namespace, root: Path) -> int:
     from benchmark import runner
+    from benchmark.kinds import kind_of
 
     failed = 0
     for spec in _run_specs(args):
-        if spec.kind == "online":
+        if not kind_of(spec).runs:
             print(f"{spec.id}: {spec.note}", file=sys.stderr)
             continue
         try:
@@ -175,7 +176,7 @@ def _rehearse(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from benchmark.plots import plot_leakage, plot_ranking_figure
+    from benchmark.kinds import kind_of
     from benchmark.plugins import ensure_stored
     from benchmark.render import render
     from benchmark.report import all_documents
@@ -213,11 +214,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
     plot_dir = Path(args.output).parent if args.output else root / "rendered"
     for doc in documents:
-        paths = []
-        if doc.spec.kind == "leakage":
-            paths = plot_leakage(doc, plot_dir / f"{doc.spec.id}.png")
-        elif doc.spec.is_figure:
-            paths = plot_ranking_figure(doc, plot_dir / f"{doc.spec.id}-{doc.profile}.png")
+        paths = kind_of(doc.spec).plot(doc, plot_dir / f"{doc.stem}.png")
         if paths:
             print(f"plot: {', '.join(map(str, paths))}", file=sys.stderr)
     return 0

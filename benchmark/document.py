@@ -21,6 +21,11 @@ class Document:
     rows: list[dict[str, Any]]
     header: list[str] = field(default_factory=list)
 
+    @property
+    def stem(self) -> str:
+        """``table-2-cpu``, ``figure-2``: the document's file name without its suffix."""
+        return self.spec.id + (f"-{self.profile}" if self.profile else "")
+
     def as_json(self) -> dict[str, Any]:
         paper = [{k: v for k, v in row.items() if k != "model"} for row in self.spec.paper]
         return {

@@ -577,7 +577,7 @@ def run(
             f"{spec.id}: {sum(older.values())} reused cell(s) were computed by other code versions "
             f"({', '.join(sorted(older))}; this is {current}); --force recomputes them"
         )
-    if spec.kind == "training-cost" and jobs != 1:
+    if kind_of(spec).one_at_a_time and jobs != 1:
         notes.append(f"{spec.id} times training: its cells run one at a time (--jobs {jobs} ignored)")
         jobs = 1
     failed: list[str] = []

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from benchmark.document import Document
-from benchmark.plots import plot_leakage, plot_ranking_figure
+from benchmark.kinds import kind_of
 from benchmark.render import FORMATS, render
 from benchmark.report import all_documents
 from benchmark.store import code_version
@@ -24,18 +24,9 @@ from benchmark.store import code_version
 SUFFIX = {"markdown": "md", "latex": "tex", "csv": "csv", "json": "json"}
 
 
-def document_stem(doc: Document) -> str:
-    return doc.spec.id + (f"-{doc.profile}" if doc.profile else "")
-
-
 def plot(doc: Document, folder: Path) -> list[Path]:
     """The plots of a figure document (PNG and PDF), none for a table."""
-    stem = folder / f"{document_stem(doc)}.png"
-    if doc.spec.kind == "leakage":
-        return plot_leakage(doc, stem)
-    if doc.spec.is_figure:
-        return plot_ranking_figure(doc, stem)
-    return []
+    return kind_of(doc.spec).plot(doc, folder / f"{doc.stem}.png")
 
 
 def write_site(root: Path, folder: Path, *, profile: str | None = None) -> Path:
@@ -53,7 +44,7 @@ def write_site(root: Path, folder: Path, *, profile: str | None = None) -> Path:
         "",
     ]
     for doc in documents:
-        stem = document_stem(doc)
+        stem = doc.stem
         for fmt in FORMATS:
             (folder / f"{stem}.{SUFFIX[fmt]}").write_text(render([doc], fmt))
         title = doc.spec.id.replace("-", " ").capitalize() + f": {doc.spec.title}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from benchmark.document import Document
 from benchmark.plots import plot_ranking_figure
-from benchmark.report import NOT_RUN
+from benchmark.rows import NOT_RUN
 from benchmark.tables import SPECS
 
 

@@ -12,7 +12,8 @@ from helpers import store_cell, store_ranking_cell
 
 from benchmark.escape import csv_safe
 from benchmark.render import render, to_csv, to_latex, to_markdown
-from benchmark.report import DELTA, documents_for, relative_difference
+from benchmark.report import documents_for
+from benchmark.rows import DELTA, relative_difference
 from benchmark.stats import bootstrap_interval
 from benchmark.store import Cell
 from benchmark.tables import SPECS, TABLE2_METRICS

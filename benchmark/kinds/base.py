@@ -1,5 +1,5 @@
 """The contract of a kind of table (`TableKind`): how its cells compute, what a rerun must reproduce,
-and how its stored cells become documents. One module per kind implements it (`benchmark.kinds`)."""
+and how its stored cells become documents and grids. One module per kind implements it (`benchmark.kinds`)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
 
+from benchmark.document import Document
 from benchmark.store import Cell
 from benchmark.tables import TableSpec
+
+Grid = tuple[list[str], list[list[str]]]  # headers, and body lines of cell texts
 
 # A rerun reproduces data statistics exactly and a model's metrics to this (`gamer-bench check`).
 DATA_TOLERANCE = 1e-9
@@ -19,10 +22,14 @@ class TableKind(ABC):
     """One kind of table (``TableSpec.kind`` names it). The runner, `check`, the report and the renderer
     ask a table's kind (`benchmark.kinds.kind_of`) instead of testing its name.
 
-    ``tolerance``: how far a rerun's reference values may move (`gamer-bench check`)."""
+    ``tolerance``: how far a rerun's reference values may move (`gamer-bench check`); ``runs``: whether
+    there is anything to compute offline (Table 11's online test has not); ``one_at_a_time``: its cells
+    time themselves, so they never share the machine (Table 6)."""
 
     name: ClassVar[str]
     tolerance: ClassVar[float] = MODEL_TOLERANCE
+    runs: ClassVar[bool] = True
+    one_at_a_time: ClassVar[bool] = False
 
     def config(self, spec: TableSpec) -> dict[str, Any]:
         """What a model cell of this kind computes once trained, in its stored configuration (its protocol)."""
@@ -36,6 +43,20 @@ class TableKind(ABC):
     @abstractmethod
     def reference_values(self, result: dict[str, Any]) -> dict[str, float | int]:
         """The values of a stored ``result`` that a rerun must reproduce (counts and metrics, no timings)."""
+
+    @abstractmethod
+    def documents(self, spec: TableSpec, cells: list[dict]) -> list[Document]:
+        """The table's documents from its stored cells (one per profile for trained models, one for data)."""
+
+    @abstractmethod
+    def grid(self, doc: Document, ci: bool = False, interval_columns: bool = False) -> Grid:
+        """A document's headers and lines, ours and the paper's beside each other (`benchmark.render`
+        writes them out). ``ci``: values read ``value ± half-width``; ``interval_columns``: the queries
+        and each interval get columns of their own (CSV)."""
+
+    def plot(self, doc: Document, path: Path) -> list[Path]:
+        """The plots of a figure's document, written at ``path`` (PNG, and PDF beside it); none by default."""
+        return []
 
 
 def evaluation_values(result: dict[str, Any], counts: tuple[str, ...] = ()) -> dict[str, float | int]:

@@ -10,7 +10,9 @@ from typing import Any
 import numpy as np
 
 from benchmark.cells import build_model, load_dataset, rank
-from benchmark.kinds.base import TableKind, evaluation_values
+from benchmark.document import Document
+from benchmark.kinds.base import Grid, TableKind, evaluation_values
+from benchmark.rows import metric_documents, metric_grid
 from benchmark.store import Cell
 from benchmark.tables import TableSpec
 from protocols import metrics
@@ -71,3 +73,9 @@ class Conversion(TableKind):
 
     def reference_values(self, result: dict[str, Any]) -> dict[str, float | int]:
         return evaluation_values(result, COUNTS)
+
+    def documents(self, spec: TableSpec, cells: list[dict]) -> list[Document]:
+        return metric_documents(spec, cells, f"Task: conversion prediction (Appendix D); protocol: {PROTOCOL}")
+
+    def grid(self, doc: Document, ci: bool = False, interval_columns: bool = False) -> Grid:
+        return metric_grid(doc, ci, interval_columns)

@@ -4,12 +4,15 @@ lower-level behavior on the target item (processed). Rule-Based ranks the histor
 
 from __future__ import annotations
 
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 from baselines.rule_based import RuleBased
 from benchmark.cells import load_dataset
-from benchmark.kinds.base import DATA_TOLERANCE, TableKind
+from benchmark.document import Document
+from benchmark.kinds.base import DATA_TOLERANCE, Grid, TableKind
+from benchmark.rows import code_versions_line, fmt
 from benchmark.store import Cell
 from benchmark.tables import TableSpec
 from protocols import metrics
@@ -43,3 +46,25 @@ class Leakage(TableKind):
     def reference_values(self, result: dict[str, Any]) -> dict[str, float | int]:
         values = {f"{r['variant']} HR@{r['k']}": r["ratio"] for r in result["rows"]}
         return values | {"targets": result["targets"], "processed removed": result["processed_removed"]}
+
+    def documents(self, spec: TableSpec, cells: list[dict]) -> list[Document]:
+        if not cells:
+            return []
+        rows = [row for c in cells for row in c["result"]["rows"]]
+        header = [
+            "Classic leave-one-out on the whole dataset (no session filter); target = last target-behavior interaction"
+        ]
+        return [Document(spec, None, rows, header + code_versions_line(cells))]
+
+    def grid(self, doc: Document, ci: bool = False, interval_columns: bool = False) -> Grid:
+        headers = ["dataset", "variant"] + [f"k={k}" for k in sorted({r["k"] for r in doc.rows})]
+        table: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
+        for r in doc.rows:
+            table[(r["dataset"], r["variant"])][r["k"]] = r["ratio"]
+        body = [[d, v] + [fmt(ratios[k]) for k in sorted(ratios)] for (d, v), ratios in table.items()]
+        return headers, body
+
+    def plot(self, doc: Document, path: Path) -> list[Path]:
+        from benchmark.plots import plot_leakage  # matplotlib, only when a plot is asked for
+
+        return plot_leakage(doc, path)

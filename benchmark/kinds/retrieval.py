@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.cells import RANKING_KS, build_model, evaluation_queries, load_dataset, rank, scores
-from benchmark.kinds.base import TableKind, evaluation_values
+from benchmark.document import Document
+from benchmark.kinds.base import Grid, TableKind, evaluation_values
+from benchmark.rows import metric_documents, metric_grid
 from benchmark.store import Cell
 from benchmark.tables import TableSpec
 from protocols.splits import SessionSplit
@@ -63,3 +65,17 @@ class Retrieval(TableKind):
 
     def reference_values(self, result: dict[str, Any]) -> dict[str, float | int]:
         return evaluation_values(result, ("queries",))
+
+    def documents(self, spec: TableSpec, cells: list[dict]) -> list[Document]:
+        tasks = sorted({e.task.value for e in spec.evaluations})
+        return metric_documents(spec, cells, f"Task: {', '.join(tasks)} item prediction; protocol: {PROTOCOL}")
+
+    def grid(self, doc: Document, ci: bool = False, interval_columns: bool = False) -> Grid:
+        return metric_grid(doc, ci, interval_columns)
+
+    def plot(self, doc: Document, path: Path) -> list[Path]:
+        if not doc.spec.is_figure:
+            return []
+        from benchmark.plots import plot_ranking_figure  # matplotlib, only when a plot is asked for
+
+        return plot_ranking_figure(doc, path)
