@@ -225,7 +225,7 @@ def read_reference(path: Path) -> tuple[dict[str, Any], dict[str, dict[str, floa
 def selected_spec(plan: ReferencePlan, every_row: bool) -> TableSpec:
     """The table's spec with only the rows this check reruns."""
     spec = SPECS[plan.table]
-    if every_row or plan.default_rows is None or not spec.has_models:
+    if every_row or plan.default_rows is None or not kind_of(spec).trains:
         return spec
     unknown = sorted(set(plan.default_rows) - {row.key for row in spec.rows})
     if unknown:
@@ -270,7 +270,7 @@ def in_selection(key: str, spec: TableSpec, rerun_datasets: list[str]) -> bool:
     """Whether a reference cell is one this check reran (a default check skips the --all rows)."""
     table, dataset, rest = key.split("/", 2)
     row = rest.rsplit("/", 1)[0]
-    rows = {r.key for r in spec.rows} if spec.has_models else {"_"}
+    rows = {r.key for r in spec.rows} if kind_of(spec).trains else {"_"}
     stems = {Path(d).stem if d.endswith(".toml") else d for d in rerun_datasets}
     return table == spec.id and dataset in stems and row in rows
 
@@ -284,7 +284,7 @@ def header_for(plan: ReferencePlan, spec: TableSpec, tolerance: float) -> dict[s
     """What a reference file says about itself: what it covers, its tolerance, and what produced it."""
     header: dict[str, Any] = {"table": plan.table, "profile": PROFILE, "seed": SEED, "datasets": list(plan.datasets)}
     header["set"] = "all" if covers_every_row(spec) else "default"
-    if spec.has_models:
+    if kind_of(spec).trains:
         header["rows"] = [row.key for row in spec.rows]
     beyond_default = covers_every_row(spec) and not covers_every_row(selected_spec(plan, every_row=False))
     return header | {
@@ -354,7 +354,7 @@ def _check_table(
     """One table's findings; None when the selection holds none of its rows."""
     spec = selected_spec(plan, every_row)
     path = reference_path(reference_dir, plan.table)
-    if not spec.rows and spec.has_models:
+    if not spec.rows and kind_of(spec).trains:
         print(f"{plan.table}: not in the default set (run with --all)")
         return None
     header, reference = read_reference(path) if path.exists() else ({}, {})
@@ -441,7 +441,9 @@ def check_published(
             start = time.perf_counter()
             for (dataset, profile, seed), cells in groups.items():
                 keys = {cell.row_key for cell in cells}
-                subset = replace(spec, rows=tuple(r for r in spec.rows if r.key in keys)) if spec.has_models else spec
+                subset = (
+                    replace(spec, rows=tuple(r for r in spec.rows if r.key in keys)) if kind_of(spec).trains else spec
+                )
                 report = runner.run(
                     subset, root, datasets=[dataset], profile=profile or PROFILE, seeds=(seed,), jobs=jobs,
                     force=True, progress=False,

@@ -33,6 +33,7 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from benchmark.escape import latex_escape, markdown_escape
+from benchmark.kinds import kind_of
 from benchmark.kinds.cost import TrainingCost
 from benchmark.stats import Run, aligned_groups, bootstrap_interval, compare_pairs, query_means
 from benchmark.store import Cell, stored_cells
@@ -126,7 +127,7 @@ class Cells:
         # A model all of whose variants are needed is named alone (it runs them all).
         models = ",".join(dict.fromkeys(r.split("@")[0] if variants[r.split("@")[0]] <= set(rows) else r for r in rows))
         parts = [f"gamer-bench run {kind} {number}"]
-        if SPECS[table].has_models:
+        if kind_of(SPECS[table]).trains:
             parts += [f"--models {models}", f"--profile {self.profile}"]
         return " ".join(parts + [f"--dataset {dataset}", f"--results-dir {self.root}"])
 

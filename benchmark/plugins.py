@@ -28,6 +28,7 @@ from pathlib import Path
 
 from baselines import registry
 from baselines.registry import ModelEntry
+from benchmark.kinds import kind_of
 from benchmark.tables import SPECS, Row
 from protocols import catalog
 
@@ -38,8 +39,8 @@ def add_rows(entry: ModelEntry) -> None:
     """Give ``entry``'s model a row in each table it names (once), after the table's own rows."""
     for table_id in entry.tables:
         spec = SPECS.get(table_id)
-        if spec is None or not spec.has_models:
-            trained = sorted(t for t, s in SPECS.items() if s.has_models)
+        if spec is None or not kind_of(spec).trains:
+            trained = sorted(t for t, s in SPECS.items() if kind_of(s).trains)
             raise ValueError(
                 f"plugin model {entry.name!r} ({entry.source}) names table {table_id!r}; the tables a model can "
                 f"fill are {trained}"
@@ -102,7 +103,7 @@ def ensure_stored(root: Path) -> list[str]:
     absent = []
     for folder in sorted((root / "cells").glob("*/*/*")):
         spec, model = SPECS.get(folder.parent.parent.name), folder.name.partition("@")[0]
-        if spec is not None and spec.has_models and folder.is_dir() and model not in registry.MODELS:
+        if spec is not None and kind_of(spec).trains and folder.is_dir() and model not in registry.MODELS:
             if registry.load_plugin(model) is None:
                 absent.append(model)
             else:

@@ -96,7 +96,7 @@ def to_csv(doc: Document) -> str:
     interval (two columns per metric, empty without per-query values), then a last column ``marks``
     (see the module docstring)."""
     headers, body = _grid(doc, interval_columns=True)
-    marks = doc.spec.has_metric_rows
+    marks = kind_of(doc.spec).metric_rows
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["table", "profile"] + headers + (["marks"] if marks else []))

@@ -35,8 +35,7 @@ from benchmark.cells import (
     rank,
     scores,
 )
-from benchmark.kinds import kind_of
-from benchmark.kinds.cost import TrainingCost
+from benchmark.kinds import KINDS, kind_of
 from benchmark.store import (
     Cell,
     CellError,
@@ -71,10 +70,10 @@ def cell_config(spec: TableSpec, cell: Cell, precision: str = "fp32") -> dict[st
     """What decides a cell's result: a stored cell is reused only when its configuration equals this.
     A precision other than fp32 (bf16 on CUDA) is part of it; fp32, the CPU's, is left implicit."""
     config: dict[str, Any] = {"table": spec.id, "kind": spec.kind, "dataset": dataset_identity(cell.dataset)}
-    if spec.has_models:
+    if kind_of(spec).trains:
         config |= {"precision": precision} if precision != "fp32" else {}
         config |= {
-            "evaluations": [e.key for e in spec.evaluations] if spec.has_metric_rows else [],
+            "evaluations": [e.key for e in spec.evaluations] if kind_of(spec).metric_rows else [],
             "model": cell.model,
             "variant": cell.variant,
             "profile": cell.profile,
@@ -209,7 +208,7 @@ def run_cell(spec: TableSpec, cell: Cell, root: Path, options: CellOptions = Cel
     ``options.precision`` (fp32 when unresolved), recorded in its provenance."""
     precision = options.precision or "fp32"
     config = cell_config(spec, cell, precision)
-    trains = spec.has_models and bool(cell.model)
+    trains = kind_of(spec).trains and bool(cell.model)
     if trains:  # resumable under any commit that leaves the training code as it was
         what = {"training": _training_identity(config), "training_code": training_code_version()}
     else:
@@ -217,8 +216,8 @@ def run_cell(spec: TableSpec, cell: Cell, root: Path, options: CellOptions = Cel
     key = json.dumps(what, sort_keys=True, default=str)
     path = checkpoint_path(cell, root)
     lent = _borrow_checkpoint(spec, cell, root, key, path) if trains and not path.exists() else None
-    numerics = precision_context(precision) if spec.has_models else nullcontext()
-    events = tensorboard_folder(cell, options.tensorboard) if options.tensorboard and spec.has_models else None
+    numerics = precision_context(precision) if kind_of(spec).trains else nullcontext()
+    events = tensorboard_folder(cell, options.tensorboard) if options.tensorboard and kind_of(spec).trains else None
     with checkpointing(path, key, options.checkpoint_minutes) as saver, numerics, tensorboard(events):
         notes = _compute_and_store(spec, cell, root, config, saver, precision, lent)
     if lent is not None:
@@ -238,7 +237,7 @@ def _borrow_checkpoint(spec: TableSpec, cell: Cell, root: Path, key: str, path: 
 
     import torch
 
-    for source in _same_model_elsewhere(spec, cell, lambda other: other.has_models):
+    for source in _same_model_elsewhere(spec, cell, lambda other: kind_of(other).trains):
         candidate = checkpoint_path(source, root)
         if not candidate.exists():
             continue
@@ -322,7 +321,7 @@ def _compute_and_store(
         prov["resumed_from_checkpoint"] = True
         if lent is not None:  # the training was another table's cell's, kept with --keep-checkpoints
             prov["checkpoint_from"] = asdict(lent)
-    if spec.has_models:
+    if kind_of(spec).trains:
         prov["precision"] = precision
     if result.get("model", {}).get("tokenizer"):
         prov["tokenizer"] = result["model"]["tokenizer"]  # which item IDs the run used, and how they were made
@@ -360,7 +359,7 @@ def expand(
             raise FileNotFoundError(f"dataset {name}: not found at {ds.location()}")
         else:
             skipped.append(f"dataset {name}: not found at {ds.location()}")
-    if not spec.has_models:
+    if not kind_of(spec).trains:
         return [Cell(spec.id, name) for name in available], skipped
     names = list(dict.fromkeys(row.model for row in spec.rows))
     wanted = [(name, "") for name in names] if models is None else [_row_choice(spec, names, m) for m in models]
@@ -555,7 +554,7 @@ def run(
     cells, skipped = expand(spec, datasets, models, profile, list(seeds))
     todo, reused = [], []
     notes: list[str] = []
-    if spec.has_models:
+    if kind_of(spec).trains:
         precision = effective_precision(options.precision, _cuda_available())
         if options.precision not in (None, precision):
             notes.append(f"{spec.id}: {options.precision} runs on CUDA only; the cells run in {precision}")
@@ -640,7 +639,7 @@ def _training_identity(config: dict[str, Any]) -> dict[str, Any]:
     with every constructor argument its row leaves to the default written out (Table 7's MBGen is Table
     6's "MBGen" without augmentation: augment_times defaults to 0)."""
     identity = {key: value for key, value in config.items() if key not in _AFTER_TRAINING}
-    if config.get("kind") not in ("ranking", "training-cost"):  # these fit on the same split; others on their own
+    if not KINDS[config["kind"]].shares_training:  # those fit on the same split and validation; others on their own
         identity["kind"] = config["kind"]
     signature = inspect.signature(registry.get(config["model"]).factory_class())
     defaults = {
@@ -651,22 +650,6 @@ def _training_identity(config: dict[str, Any]) -> dict[str, Any]:
     return _json_roundtrip(identity | {"hyperparameters": defaults | config["hyperparameters"]})
 
 
-def _evaluations_only(result: dict[str, Any], keys: list[str], name: str) -> dict[str, Any]:
-    """A ranking cell's result restricted to the evaluations ``keys`` (the first gives its headline
-    metrics), its notes to theirs. Each evaluation ranks its own queries with the trained model and
-    nothing else, so this is what a cell evaluating only ``keys`` computes."""
-    others = [key for key in result["evaluations"] if key not in keys]
-    notes = [note for note in result["notes"] if not note.startswith(tuple(f"{name}: {key}: " for key in others))]
-    first = result["evaluations"][keys[0]]
-    evaluations = {key: result["evaluations"][key] for key in keys}
-    return result | {
-        "metrics": first["metrics"],
-        "queries": first["queries"],
-        "evaluations": evaluations,
-        "notes": notes,
-    }
-
-
 def _adopt(spec: TableSpec, cell: Cell, root: Path, notes: list[str], config: dict[str, Any]) -> dict[str, Any] | None:
     """A stored ranking cell of another table whose model trained as ``cell``'s would (`_training_identity`:
     the same model, hyperparameters, dataset identity, profile, seed and precision), stored again as
@@ -674,28 +657,24 @@ def _adopt(spec: TableSpec, cell: Cell, root: Path, notes: list[str], config: di
     every evaluation ``cell`` asks for (Table 5's "GAMER + 4x aug." is Table 2's GAMER (SID), and Table
     2's TIGER_MB is Table 7's clean evaluation); a training-cost cell (Table 6) takes its training record.
     The copy's configuration is ``cell``'s own (``config``), so later runs reuse it like any other."""
-    if spec.kind not in ("ranking", "training-cost") or not cell.model:
+    kind = kind_of(spec)
+    if not kind.shares_training or not cell.model:
         return None
     wanted = _training_identity(config)
-    for source in _same_model_elsewhere(spec, cell, lambda other: other.kind == "ranking"):
+    lenders = _same_model_elsewhere(
+        spec, cell, lambda other: kind_of(other).shares_training and kind_of(other).metric_rows
+    )
+    for source in lenders:  # retrieval cells: a trained model and every evaluation it ranked
         try:
             stored = load_cell(source.path(root))
         except CellError:
             continue
         if stored is None or stored["cell"] != _json_roundtrip(asdict(source)):
             continue
-        theirs = stored["provenance"]["config"]
-        if _training_identity(theirs) != wanted:
+        if _training_identity(stored["provenance"]["config"]) != wanted:
             continue
-        if spec.kind == "training-cost":
-            found = stored["result"]
-            result = {"dataset_name": found["dataset_name"], "row": TrainingCost.of(found["model"]).as_stored()}
-            result |= {"model": found["model"], "notes": found["notes"][:1]}  # the filter's note
-        elif any(theirs[key] != config[key] for key in ("ks", "protocol")):
-            continue
-        elif set(config["evaluations"]) <= set(theirs["evaluations"]):
-            result = _evaluations_only(stored["result"], config["evaluations"], stored["result"]["dataset_name"])
-        else:
+        result = kind.adopt(stored, config)
+        if result is None:
             continue
         result = _json_roundtrip(result)
         prov = _json_roundtrip(stored["provenance"] | {"config": config, "adopted_from": asdict(source)})

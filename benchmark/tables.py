@@ -12,11 +12,13 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from protocols.tasks import Task
 
-Kind = Literal["dataset-stats", "leakage", "ranking", "training-cost", "conversion", "online"]
+# A spec's kind names one of `benchmark.kinds.KINDS`: "dataset-stats", "leakage", "ranking" (top-K
+# retrieval), "training-cost", "conversion" or "online"; the kind decides how its cells run and report.
+Kind = str
 TRAINING_COST_COLUMNS = ("parameters", "seconds per epoch", "epochs to best", "epochs run", "training s")
 
 TABLE2_METRICS = ("HR@1", "HR@5", "HR@10", "R@1", "R@5", "R@10", "N@5", "N@10")
@@ -74,18 +76,8 @@ class TableSpec:
     seeds: tuple[int, ...] = (0,)  # what `gamer-bench run` uses without --seed / --seeds (Table 10: five)
 
     def __post_init__(self) -> None:
-        if self.kind in ("ranking", "conversion") and not self.evaluations:
+        if self.task is not None and not self.evaluations:  # a table evaluated on one task, unperturbed
             object.__setattr__(self, "evaluations", (Evaluation(self.task),))
-
-    @property
-    def has_models(self) -> bool:
-        """Whether cells train models (one per row, variant and seed) rather than read data only."""
-        return self.kind in ("ranking", "training-cost", "conversion")
-
-    @property
-    def has_metric_rows(self) -> bool:
-        """Whether rows hold evaluated metrics per evaluation (mean +- std over seeds in the report)."""
-        return self.kind in ("ranking", "conversion")
 
     @property
     def is_figure(self) -> bool:

@@ -22,11 +22,18 @@ class TableKind(ABC):
     """One kind of table (``TableSpec.kind`` names it). The runner, `check`, the report and the renderer
     ask a table's kind (`benchmark.kinds.kind_of`) instead of testing its name.
 
+    ``trains``: its cells fit a model (one per row, variant and seed) rather than read data only;
+    ``shares_training``: its models fit on the session-wise split with the item-prediction validation
+    queries, so a cell can take the training of another such table's cell (`adopt`);
+    ``metric_rows``: its rows hold evaluated metrics per evaluation (mean ± std over seeds, marks);
     ``tolerance``: how far a rerun's reference values may move (`gamer-bench check`); ``runs``: whether
     there is anything to compute offline (Table 11's online test has not); ``one_at_a_time``: its cells
     time themselves, so they never share the machine (Table 6)."""
 
     name: ClassVar[str]
+    trains: ClassVar[bool] = False
+    shares_training: ClassVar[bool] = False
+    metric_rows: ClassVar[bool] = False
     tolerance: ClassVar[float] = MODEL_TOLERANCE
     runs: ClassVar[bool] = True
     one_at_a_time: ClassVar[bool] = False
@@ -53,6 +60,11 @@ class TableKind(ABC):
         """A document's headers and lines, ours and the paper's beside each other (`benchmark.render`
         writes them out). ``ci``: values read ``value ± half-width``; ``interval_columns``: the queries
         and each interval get columns of their own (CSV)."""
+
+    def adopt(self, stored: dict[str, Any], config: dict[str, Any]) -> dict[str, Any] | None:
+        """The result a cell of configuration ``config`` takes from ``stored``, a retrieval cell of another
+        table whose model trained exactly as this cell's would, or None where it cannot (by default)."""
+        return None
 
     def plot(self, doc: Document, path: Path) -> list[Path]:
         """The plots of a figure's document, written at ``path`` (PNG, and PDF beside it); none by default."""

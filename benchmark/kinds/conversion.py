@@ -25,6 +25,8 @@ COUNTS = ("queries", "candidates", "conversions")
 
 class Conversion(TableKind):
     name = "conversion"
+    trains = True
+    metric_rows = True
 
     def config(self, spec: TableSpec) -> dict[str, Any]:
         return {"protocol": PROTOCOL}

@@ -75,6 +75,8 @@ REPRODUCED = ("parameters", "epochs_to_best", "epochs_run")
 
 class TrainingCostKind(TableKind):
     name = "training-cost"
+    trains = True
+    shares_training = True
     one_at_a_time = True
 
     def compute(self, spec: TableSpec, cell: Cell, timings: dict[str, float], artifacts: Path) -> dict[str, Any]:
@@ -87,6 +89,13 @@ class TrainingCostKind(TableKind):
         name = split.interactions.schema.name
         row = TrainingCost.of(info).as_stored()
         return {"dataset_name": name, "row": row, "model": info, "notes": [f"{name}: {split.filter_report}"]}
+
+    def adopt(self, stored: dict[str, Any], config: dict[str, Any]) -> dict[str, Any] | None:
+        """The training record of a retrieval cell that trained this row's model alike: Table 6 is then
+        not trained again (its timings are that cell's, which also ran alone or say otherwise)."""
+        found = stored["result"]
+        result = {"dataset_name": found["dataset_name"], "row": TrainingCost.of(found["model"]).as_stored()}
+        return result | {"model": found["model"], "notes": found["notes"][:1]}  # the filter's note
 
     def reference_values(self, result: dict[str, Any]) -> dict[str, float | int]:
         cost = TrainingCost.stored(result["row"])

@@ -21,6 +21,9 @@ PROTOCOL = "session-wise leave-one-out, full ranking"
 
 class Retrieval(TableKind):
     name = "ranking"
+    trains = True
+    metric_rows = True
+    shares_training = True
 
     def config(self, spec: TableSpec) -> dict[str, Any]:
         return {"ks": list(RANKING_KS), "protocol": PROTOCOL}
@@ -79,3 +82,30 @@ class Retrieval(TableKind):
         from benchmark.plots import plot_ranking_figure  # matplotlib, only when a plot is asked for
 
         return plot_ranking_figure(doc, path)
+
+    def adopt(self, stored: dict[str, Any], config: dict[str, Any]) -> dict[str, Any] | None:
+        """``stored`` restricted to the evaluations ``config`` asks for, when it ranked every one of them at
+        the same cut-offs under the same protocol (Table 5's "GAMER + 4x aug." is Table 2's GAMER (SID))."""
+        theirs = stored["provenance"]["config"]
+        if any(theirs[key] != config[key] for key in ("ks", "protocol")):
+            return None
+        if not set(config["evaluations"]) <= set(theirs["evaluations"]):
+            return None
+        return evaluations_only(stored["result"], config["evaluations"])
+
+
+def evaluations_only(result: dict[str, Any], keys: list[str]) -> dict[str, Any]:
+    """A retrieval cell's result restricted to the evaluations ``keys`` (the first gives its headline
+    metrics), its notes to theirs. Each evaluation ranks its own queries with the trained model and
+    nothing else, so this is what a cell evaluating only ``keys`` computes."""
+    name = result["dataset_name"]
+    others = [key for key in result["evaluations"] if key not in keys]
+    notes = [note for note in result["notes"] if not note.startswith(tuple(f"{name}: {key}: " for key in others))]
+    first = result["evaluations"][keys[0]]
+    evaluations = {key: result["evaluations"][key] for key in keys}
+    return result | {
+        "metrics": first["metrics"],
+        "queries": first["queries"],
+        "evaluations": evaluations,
+        "notes": notes,
+    }
