@@ -269,6 +269,7 @@ class ConversionLoss(nn.Module):
 # ---- the estimator -------------------------------------------------------------------------------------------
 
 
+@dataclass(kw_only=True, eq=False)
 class DLRM(ConversionModel):
     """The DLRM row of Table 10 (module docstring): fit on the training sessions, selected on validation AUROC.
 
@@ -279,33 +280,16 @@ class DLRM(ConversionModel):
     ``eval_batch`` (queries per scoring pass) and ``device`` ("auto" = the GPU when there is one).
     """
 
-    def __init__(
-        self,
-        *,
-        seed: int = 0,
-        model: dict[str, Any] | None = None,
-        training: dict[str, Any] | None = None,
-        max_history: int = 50,
-        max_train_queries: int | None = None,
-        eval_batch: int = 512,
-        device: str = "auto",
-    ) -> None:
-        super().__init__(
-            seed=seed,
-            model=model or {},
-            training=training or {},
-            max_history=max_history,
-            max_train_queries=max_train_queries,
-            eval_batch=eval_batch,
-            device=device,
-        )
-        self.max_history = max_history
-        self.max_train_queries = max_train_queries
-        self.eval_batch = eval_batch
-        self.device = device
+    seed: int = 0
+    model: dict[str, Any] | None = None
+    training: dict[str, Any] | None = None
+    max_history: int = 50
+    max_train_queries: int | None = None
+    eval_batch: int = 512
+    device: str = "auto"
 
     def _checked_hyperparameters(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        model, training = self.hyperparameters["model"], self.hyperparameters["training"]
+        model, training = self.model or {}, self.training or {}
         unknown = sorted(set(model) - set(MODEL_DEFAULTS))
         if unknown:
             raise ValueError(f"DLRM: unknown model keys {unknown}; the model takes {sorted(MODEL_DEFAULTS)}")

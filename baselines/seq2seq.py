@@ -19,8 +19,7 @@ given the history before the validation session.
 from __future__ import annotations
 
 import importlib
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,12 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gamer.augmentation import augment
-from gamer.beam_search import PrefixTrie, constrained_beam_search
-from gamer.tokenizers import build_tokenizer
-from gamer.training import TrainConfig, init_distributed, rank_and_world, train_decoder
+from gamer.estimator import GenerativeEstimator, TrainingData
+from gamer.training import TrainConfig
 from protocols.interactions import Interactions
-from protocols.model import Ranking, Recommender
 from protocols.queries import Queries, gather_ranges, ragged_rows
 from protocols.samples import InteractionSamples
 
@@ -66,7 +62,18 @@ class Seq2SeqBatch:
         return self.labels.shape[0]
 
     def loss_inputs(self) -> tuple[Tensor, ...]:
-        return tuple(self.__dict__.values())
+        """What `Seq2SeqLoss.forward` takes, in its order."""
+        return (
+            self.enc_tokens,
+            self.enc_levels,
+            self.enc_slots,
+            self.memory_index,
+            self.dec_tokens,
+            self.dec_levels,
+            self.dec_slots,
+            self.labels,
+            self.label_mask,
+        )
 
     @property
     def n_targets(self) -> int:
@@ -210,74 +217,38 @@ class Seq2SeqStepDecoder:
         return logits[:, -1]
 
 
-class Seq2SeqRecommender(Recommender):
+@dataclass(kw_only=True, eq=False)
+class Seq2SeqRecommender(GenerativeEstimator):
     """An encoder-decoder generative recommender: ``architecture`` names its module as ``"module:Class"``
     (`baselines.tiger:T5EncoderDecoder`, `baselines.mbgen:PBATransformer`); hyperparameters per profile
-    live in the TOML beside the module."""
+    live in the TOML beside the module. Trains at interaction level (one example per target, its history
+    encoded once per session); ``max_samples`` > 0 trains on a fixed subset of that many (smoke)."""
 
-    def __init__(
-        self,
-        *,
-        seed: int = 0,
-        architecture: str,
-        behavior_tokens: bool = True,
-        ids: str = "sid",
-        tokenizer: dict[str, Any] | None = None,
-        model: dict[str, Any] | None = None,
-        training: dict[str, Any] | None = None,
-        augment_times: int = 0,
-        augment_grid: str = "paper",
-        max_history: int = 50,
-        max_samples: int = 0,
-        num_beams: int = 20,
-        eval_batch: int = 64,
-        device: str = "cpu",
-    ) -> None:
-        super().__init__(
-            seed=seed,
-            architecture=architecture,
-            behavior_tokens=behavior_tokens,
-            ids=ids,
-            tokenizer=tokenizer or {},
-            model=model or {},
-            training=training or {},
-            augment_times=augment_times,
-            augment_grid=augment_grid,
-            max_history=max_history,
-            max_samples=max_samples,
-            num_beams=num_beams,
-            eval_batch=eval_batch,
-            device=device,
-        )
-        self.architecture = architecture
-        self.behavior_tokens = behavior_tokens
-        self.ids = ids
-        self.augment_times = augment_times
-        self.augment_grid = augment_grid
-        self.max_history = max_history
-        self.max_samples = max_samples
-        self.num_beams = num_beams
-        self.eval_batch = eval_batch
-        self.device = device
+    architecture: str
+    behavior_tokens: bool = True
+    max_samples: int = 0
 
     def module_class(self) -> type[nn.Module]:
         module, _, name = self.architecture.partition(":")
         return getattr(importlib.import_module(module), name)
 
-    def fit(self, train: Interactions, valid: Queries) -> Seq2SeqRecommender:
-        torch.manual_seed(self.seed)
-        n_behaviors = len(train.schema.behaviors)
-        self.tokenizer_ = build_tokenizer(self.ids, train, seed=self.seed, **self.hyperparameters["tokenizer"])
-        self.layout_ = Seq2SeqLayout(
-            self.tokenizer_.token_ids(n_behaviors), self.tokenizer_.vocab_size(n_behaviors) + 1, self.behavior_tokens
+    def _layout(self, n_behaviors: int) -> Seq2SeqLayout:
+        tokenizer = self.tokenizer_
+        return Seq2SeqLayout(
+            tokenizer.token_ids(n_behaviors), tokenizer.vocab_size(n_behaviors) + 1, self.behavior_tokens
         )
-        self.model_ = self.module_class()(
+
+    def _network(self, n_behaviors: int) -> nn.Module:
+        return self.module_class()(
             vocab_size=self.layout_.vocab_size,
             n_behaviors=n_behaviors,
             id_levels=self.layout_.id_levels,
-            **self.hyperparameters["model"],
+            **(self.model or {}),
         )
-        augmented, _, self.augmentation_ = augment(train, self.augment_times, grid=self.augment_grid, seed=self.seed)
+
+    def _training_data(
+        self, augmented: Interactions, valid: Queries, config: TrainConfig, rank: int, world: int
+    ) -> TrainingData:
         samples = InteractionSamples.from_train(augmented, self.max_history)
         if len(samples) == 0:
             raise ValueError("no training sample: every user has a single training session")
@@ -285,9 +256,6 @@ class Seq2SeqRecommender(Recommender):
             keep = np.sort(np.random.default_rng([self.seed, 7]).choice(len(samples), self.max_samples, replace=False))
             samples = InteractionSamples(samples.target[keep], samples.history_start[keep], samples.history_end[keep])
         self.n_samples_ = len(samples)
-        config = TrainConfig(seed=self.seed, device=self.device, **self.hyperparameters["training"])
-        init_distributed()
-        rank, world = rank_and_world()
 
         def make_batch(index: np.ndarray) -> Seq2SeqBatch:
             # A session's targets share one history, which ends where the session starts.
@@ -305,17 +273,11 @@ class Seq2SeqRecommender(Recommender):
             )
 
         valid_batches = self._validation_batches(valid, config.micro_batch, rank, world)
-        self.training_ = train_decoder(
-            self.model_,
-            make_batch,
-            len(samples),
-            valid_batches,
-            config,
-            criterion=Seq2SeqLoss(self.model_, config.temperature),
-            groups=samples.history_end,  # one group per session: its samples are drawn together
-        )
-        self.trie_ = PrefixTrie.from_item_tokens(self.layout_.item_tokens, self.layout_.vocab_size)
-        return self
+        options = {
+            "criterion": Seq2SeqLoss(self.model_, config.temperature),
+            "groups": samples.history_end,  # one group per session: its samples are drawn together
+        }
+        return TrainingData(make_batch, len(samples), valid_batches, options)
 
     def _validation_batches(self, valid: Queries, size: int, rank: int, world: int) -> list[Seq2SeqBatch]:
         """One sample per (validation query, positive): the history before the validation session,
@@ -336,37 +298,16 @@ class Seq2SeqRecommender(Recommender):
             batches.append(batch)
         return batches
 
-    @torch.no_grad()
-    def recommend(self, queries: Queries, k: int) -> Ranking:
-        self.model_.eval()
-        cut = queries.last(self.max_history)
-        results = []
-        for start in range(0, len(queries), self.eval_batch):
-            index = np.arange(start, min(start + self.eval_batch, len(queries)))
-            rows, offsets = gather_ranges(cut.offsets[index], cut.offsets[index + 1])
-            encoder = self.layout_.encoder(offsets, cut.item[rows], cut.hist_behavior[rows].astype(np.int64))
-            level = cut.behavior[index].astype(np.int64)
-            decoder = Seq2SeqStepDecoder(
-                self.model_,
-                tuple(t.to(self.device) for t in encoder),
-                tuple(t.to(self.device) for t in self.layout_.prompt(level)),
-                torch.from_numpy(level).to(self.device),
-            )
-            items, _ = constrained_beam_search(decoder, self.trie_, num_beams=self.num_beams, top_k=k)
-            results.append(items.cpu().numpy())
-        ranked = np.concatenate(results) if results else np.zeros((0, k), dtype=np.int64)
-        return [row[row >= 0] for row in ranked]
+    def _step_decoder(self, queries: Queries, index: np.ndarray, prepared: Queries) -> Seq2SeqStepDecoder:
+        rows, offsets = gather_ranges(prepared.offsets[index], prepared.offsets[index + 1])
+        encoder = self.layout_.encoder(offsets, prepared.item[rows], prepared.hist_behavior[rows].astype(np.int64))
+        level = prepared.behavior[index].astype(np.int64)
+        return Seq2SeqStepDecoder(
+            self.model_,
+            tuple(t.to(self.device) for t in encoder),
+            tuple(t.to(self.device) for t in self.layout_.prompt(level)),
+            torch.from_numpy(level).to(self.device),
+        )
 
-    def save_artifacts(self, folder: Path) -> None:
-        """The item tokenizer beside the result (JSON + npy, no pickle)."""
-        self.tokenizer_.save(Path(folder) / "tokenizer")
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "tokenizer": {"name": self.tokenizer_.name, "codebook_sizes": list(self.tokenizer_.codebook_sizes)}
-            | {k: v for k, v in self.tokenizer_.meta.items() if isinstance(v, int | float | str)},
-            "parameters": sum(p.numel() for p in self.model_.parameters()),
-            "augmentation": str(self.augmentation_),
-            "training_samples": self.n_samples_,
-            "training": asdict(self.training_),  # every epoch's record and why training stopped
-        }
+    def _described(self) -> dict[str, Any]:
+        return {"training_samples": self.n_samples_}

@@ -52,6 +52,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gamer.model import DecoderConfig, GenerativeDecoder
+from gamer.sequences import Ragged
 from gamer.tokenizers import build_tokenizer
 from gamer.training import TrainConfig, resolve_device, train_decoder
 from protocols.conversion import CONVERSION_BEHAVIORS, ConversionQueries, SessionCandidates, check_conversion_log
@@ -87,18 +88,6 @@ class ConversionLayout:
         return 1 + MASK_TOKEN
 
 
-@dataclass(frozen=True)
-class Interactions1D:
-    """Ragged per-row interactions (flat, oldest first); ``level`` is the behavior level, or
-    `MASK_LEVEL` for candidates, and ``label`` (candidates only) says whether it converted."""
-
-    offsets: np.ndarray
-    item: np.ndarray
-    level: np.ndarray
-    session: np.ndarray
-    label: np.ndarray | None = None
-
-
 @dataclass
 class RankBatch:
     """``[B, T]`` tensors of histories followed by candidate blocks; pads have token 0, metadata -1.
@@ -125,7 +114,20 @@ class RankBatch:
         return RankBatch(**{k: v.to(device) for k, v in self.__dict__.items()})
 
     def loss_inputs(self) -> tuple[Tensor, ...]:
-        return tuple(self.__dict__.values())
+        """What `RankLoss.forward` takes, in its order."""
+        return (
+            self.tokens,
+            self.levels,
+            self.slots,
+            self.positions,
+            self.sessions,
+            self.blocks,
+            self.id_targets,
+            self.id_mask,
+            self.labels,
+            self.behavior_mask,
+            self.mask_slots,
+        )
 
     @property
     def n_targets(self) -> int:
@@ -133,7 +135,7 @@ class RankBatch:
 
 
 def encode(
-    layout: ConversionLayout, history: Interactions1D, candidates: Interactions1D, *, history_behaviors: bool = False
+    layout: ConversionLayout, history: Ragged, candidates: Ragged, *, history_behaviors: bool = False
 ) -> RankBatch:
     """Row r = ``history`` row r, then one ``[id_1 .. id_L, MASK]`` block per candidate of row r.
 
@@ -164,14 +166,14 @@ def encode(
     def tokens_of(items: np.ndarray, last: np.ndarray) -> np.ndarray:
         return np.concatenate([layout.item_tokens[items], last[:, None]], axis=1)
 
-    hist_levels = np.repeat(history.level[:, None], k, 1)
+    hist_levels = np.repeat(history.behavior[:, None], k, 1)
     if history_behaviors:
         hist_levels[:, : layout.id_levels] = MASK_LEVEL  # hide the label from the position that predicts it
     slot_pattern = np.append(np.arange(1, layout.id_levels + 1), 0)
     within = np.arange(k)
     columns = {
         "tokens": (
-            tokens_of(history.item, 1 + history.level),
+            tokens_of(history.item, 1 + history.behavior),
             tokens_of(candidates.item, np.full(len(cand_row), MASK_TOKEN)),
         ),
         "levels": (hist_levels, np.full((len(cand_row), k), MASK_LEVEL)),
@@ -281,14 +283,14 @@ class RankLoss(nn.Module):
         return id_loss + self.behavior_weight * behavior
 
 
-def training_rows(train: Interactions, max_history: int) -> tuple[Interactions1D, Interactions1D]:
+def training_rows(train: Interactions, max_history: int) -> tuple[Ragged, Ragged]:
     """One row per user: the last ``max_history`` training interactions, and as candidates the items
     exposed in every session that starts inside that window after its first row."""
     offsets = train.user_offsets
     end = offsets[1:]
     start = np.maximum(offsets[:-1], end - max_history)
     rows, hist_offsets = gather_ranges(start, end)
-    history = Interactions1D(hist_offsets, train.item[rows], train.behavior[rows].astype(np.int64), train.session[rows])
+    history = Ragged(hist_offsets, train.item[rows], train.behavior[rows].astype(np.int64), train.session[rows])
     sessions = SessionCandidates.of_rows(train, np.arange(len(train)))
     width = int(train.session.max()) + 1
     first_row = np.searchsorted(train.user * width + train.session, sessions.user * width + sessions.session)
@@ -296,7 +298,7 @@ def training_rows(train: Interactions, max_history: int) -> tuple[Interactions1D
     cand, _ = gather_ranges(sessions.offsets[keep], sessions.offsets[keep + 1])
     owner = np.repeat(sessions.user[keep], np.diff(sessions.offsets)[keep])
     cand_offsets = np.concatenate([[0], np.cumsum(np.bincount(owner, minlength=train.n_users))]).astype(np.int64)
-    candidates = Interactions1D(
+    candidates = Ragged(
         cand_offsets,
         sessions.items[cand],
         np.full(len(cand), MASK_LEVEL),
@@ -306,7 +308,7 @@ def training_rows(train: Interactions, max_history: int) -> tuple[Interactions1D
     return history, candidates
 
 
-def query_rows(queries: ConversionQueries, max_history: int, chunk: int) -> tuple[Interactions1D, Interactions1D]:
+def query_rows(queries: ConversionQueries, max_history: int, chunk: int) -> tuple[Ragged, Ragged]:
     """Rows for scoring: each query's last ``max_history`` history interactions, and its candidates in
     pieces of at most ``chunk`` (a query with many candidates takes several rows). The candidates
     keep their order, so the rows' [MASK] tokens, read row by row, line up with ``queries.candidates``."""
@@ -316,9 +318,9 @@ def query_rows(queries: ConversionQueries, max_history: int, chunk: int) -> tupl
     row_key, row_first = np.unique(cand_query * (queries.n_candidates + 1) + piece, return_index=True)
     row_query = row_key // (queries.n_candidates + 1)
     hist, hist_offsets = gather_ranges(cut.offsets[row_query], cut.offsets[row_query + 1])
-    history = Interactions1D(hist_offsets, cut.item[hist], cut.hist_behavior[hist].astype(np.int64), cut.session[hist])
+    history = Ragged(hist_offsets, cut.item[hist], cut.hist_behavior[hist].astype(np.int64), cut.session[hist])
     cand_offsets = np.append(row_first, queries.n_candidates).astype(np.int64)  # candidates are grouped by row already
-    candidates = Interactions1D(
+    candidates = Ragged(
         cand_offsets,
         queries.candidates,
         np.full(queries.n_candidates, MASK_LEVEL),
@@ -328,80 +330,49 @@ def query_rows(queries: ConversionQueries, max_history: int, chunk: int) -> tupl
     return history, candidates
 
 
-def select_rows(
-    history: Interactions1D, candidates: Interactions1D, index: np.ndarray
-) -> tuple[Interactions1D, Interactions1D]:
+def select_rows(history: Ragged, candidates: Ragged, index: np.ndarray) -> tuple[Ragged, Ragged]:
     """Rows ``index`` of a (history, candidates) pair."""
-
-    def take(r: Interactions1D) -> Interactions1D:
-        flat, offsets = gather_ranges(r.offsets[index], r.offsets[index + 1])
-        return Interactions1D(
-            offsets, r.item[flat], r.level[flat], r.session[flat], None if r.label is None else r.label[flat]
-        )
-
-    return take(history), take(candidates)
+    return history.select(index), candidates.select(index)
 
 
+@dataclass(kw_only=True, eq=False)
 class GamerConversion(ConversionModel):
-    """``gamer_rank``: GAMER trained and read as a conversion predictor (module docstring)."""
+    """``gamer_rank``: GAMER trained and read as a conversion predictor (module docstring). Hyperparameters
+    are stored as given (scikit-learn's convention, as `gamer.estimator.GenerativeEstimator`'s)."""
 
-    def __init__(
-        self,
-        *,
-        seed: int = 0,
-        architecture: str = "gamer",
-        ids: str = "sid",
-        tokenizer: dict[str, Any] | None = None,
-        model: dict[str, Any] | None = None,
-        training: dict[str, Any] | None = None,
-        max_history: int = 100,
-        behavior_weight: float = 1.0,
-        history_behaviors: bool = True,
-        eval_batch: int = 64,
-        candidates_per_pass: int = 64,
-        device: str = "auto",
-    ) -> None:
-        super().__init__(
-            seed=seed,
-            architecture=architecture,
-            ids=ids,
-            tokenizer=tokenizer or {},
-            model=model or {},
-            training=training or {},
-            max_history=max_history,
-            behavior_weight=behavior_weight,
-            history_behaviors=history_behaviors,
-            eval_batch=eval_batch,
-            candidates_per_pass=candidates_per_pass,
-            device=device,
-        )
-        if architecture not in ARCHITECTURES:
-            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
-        self.architecture = architecture
-        self.ids = ids
-        self.max_history = max_history
-        self.behavior_weight = behavior_weight
-        self.history_behaviors = history_behaviors
-        self.eval_batch = eval_batch
-        self.candidates_per_pass = candidates_per_pass
-        self.device = device
+    seed: int = 0
+    architecture: str = "gamer"
+    ids: str = "sid"
+    tokenizer: dict[str, Any] | None = None
+    model: dict[str, Any] | None = None
+    training: dict[str, Any] | None = None
+    max_history: int = 100
+    behavior_weight: float = 1.0
+    history_behaviors: bool = True
+    eval_batch: int = 64
+    candidates_per_pass: int = 64
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
 
     def fit(self, train: Interactions, valid: ConversionQueries) -> GamerConversion:
         check_conversion_log(train)
         torch.manual_seed(self.seed)
         n_tokens = N_BEHAVIORS + 1  # the behavior tokens and [MASK]
-        self.tokenizer_ = build_tokenizer(self.ids, train, seed=self.seed, **self.hyperparameters["tokenizer"])
+        self.tokenizer_ = build_tokenizer(self.ids, train, seed=self.seed, **(self.tokenizer or {}))
         self.layout_ = ConversionLayout(self.tokenizer_.token_ids(n_tokens), self.tokenizer_.vocab_size(n_tokens))
         preset = getattr(DecoderConfig, self.architecture)
         config = preset(
             vocab_size=self.layout_.vocab_size,
             n_behaviors=N_BEHAVIORS + 1,  # the [MASK] level is one more level for the cross layer and the MoE
             id_levels=self.layout_.id_levels,
-            **self.hyperparameters["model"],
+            **(self.model or {}),
         )
         self.net_ = GamerConversionNet(config, self.layout_.id_offset)
         self.device_ = resolve_device(self.device)
-        train_config = TrainConfig(seed=self.seed, device=str(self.device_), **self.hyperparameters["training"])
+        train_config = TrainConfig(seed=self.seed, device=str(self.device_), **(self.training or {}))
         history, candidates = training_rows(train, self.max_history)
         criterion = RankLoss(self.net_, train_config.temperature, self.behavior_weight)
         self.valid_curve_: list[float] = []
@@ -452,8 +423,7 @@ class GamerConversion(ConversionModel):
 
     def describe(self) -> dict[str, Any]:
         return {
-            "tokenizer": {"name": self.tokenizer_.name, "codebook_sizes": list(self.tokenizer_.codebook_sizes)}
-            | {k: v for k, v in self.tokenizer_.meta.items() if isinstance(v, int | float | str)},
+            "tokenizer": self.tokenizer_.describe(),
             "parameters": self.net_.num_parameters(),
             "training": asdict(self.training_),  # every epoch's record and why training stopped
             "valid_auroc": 1.0 - self.training_.best_valid_loss,

@@ -1,28 +1,29 @@
-"""The decoder-only generative rows (GAMER, Qwen3 and their session-wise variants) as Recommenders.
-
-``fit`` builds the item tokenizer from the training split, augments the training sequences
-(Section 3.3), trains user-level (Section 3.4) with the lowest-validation-loss checkpoint kept, and
-``recommend`` decodes each query's prompt (history + the queried behavior token) with the
+"""The decoder-only generative rows (GAMER, Qwen3 and their session-wise variants) on the shared
+generative estimator (`gamer.estimator`): user-level training (Section 3.4) on the augmented sequences
+(Section 3.3), and each query's prompt (history + the queried behavior token) decoded by the
 trie-constrained beam search (beam 20, top 10 distinct items, Section 4.1.3).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from gamer.augmentation import augment
-from gamer.beam_search import PrefixTrie, constrained_beam_search
+from gamer.estimator import GenerativeEstimator, TrainingData
 from gamer.model import DecoderConfig, GenerativeDecoder
-from gamer.sequences import TokenBatch, TokenLayout, encode, query_histories, training_sequences, validation_samples
-from gamer.tokenizers import build_tokenizer
-from gamer.training import TrainConfig, init_distributed, rank_and_world, train_decoder
+from gamer.sequences import (
+    Ragged,
+    TokenBatch,
+    TokenLayout,
+    encode,
+    query_histories,
+    training_sequences,
+    validation_samples,
+)
+from gamer.training import TrainConfig
 from protocols.interactions import Interactions
-from protocols.model import Ranking, Recommender
 from protocols.queries import Queries
 
 ARCHITECTURES = ("qwen3", "gamer", "gamer_every_block")
@@ -74,122 +75,63 @@ class ModelStepDecoder:
         return logits[:, -1]
 
 
-class GenerativeRecommender(Recommender):
-    """A decoder-only generative recommender; hyperparameters per profile live in `gamer.profiles`."""
+@dataclass(kw_only=True, eq=False)
+class GenerativeRecommender(GenerativeEstimator):
+    """A decoder-only generative recommender (``architecture``: ``gamer``, ``gamer_every_block`` or
+    ``qwen3``; ``session_wise``: Appendix C's session-wise causal attention); profiles in ``gamer/gamer.toml``.
+    Trains user-level (Section 3.4): one sequence per user, the loss on every ID token."""
 
-    def __init__(
-        self,
-        *,
-        seed: int = 0,
-        architecture: str = "gamer",
-        session_wise: bool = False,
-        ids: str = "sid",
-        tokenizer: dict[str, Any] | None = None,
-        model: dict[str, Any] | None = None,
-        training: dict[str, Any] | None = None,
-        augment_times: int = 4,
-        augment_grid: str = "paper",
-        max_history: int = 100,
-        num_beams: int = 20,
-        eval_batch: int = 64,
-        device: str = "cpu",
-    ) -> None:
-        super().__init__(
-            seed=seed,
-            architecture=architecture,
-            session_wise=session_wise,
-            ids=ids,
-            tokenizer=tokenizer or {},
-            model=model or {},
-            training=training or {},
-            augment_times=augment_times,
-            augment_grid=augment_grid,
-            max_history=max_history,
-            num_beams=num_beams,
-            eval_batch=eval_batch,
-            device=device,
-        )
-        if architecture not in ARCHITECTURES:
-            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
-        self.architecture = architecture
-        self.session_wise = session_wise
-        self.ids = ids
-        self.augment_times = augment_times
-        self.augment_grid = augment_grid
-        self.max_history = max_history
-        self.num_beams = num_beams
-        self.eval_batch = eval_batch
-        self.device = device
+    architecture: str = "gamer"
+    session_wise: bool = False
+    augment_times: int = 4
+    max_history: int = 100
 
-    def _config(self, vocab_size: int, n_behaviors: int, id_levels: int) -> DecoderConfig:
+    def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
+
+    def _layout(self, n_behaviors: int) -> TokenLayout:
+        return TokenLayout(n_behaviors, self.tokenizer_.token_ids(n_behaviors))
+
+    def _network(self, n_behaviors: int) -> GenerativeDecoder:
         preset = getattr(DecoderConfig, self.architecture)
-        return preset(
-            vocab_size=vocab_size,
+        config = preset(
+            vocab_size=self.tokenizer_.vocab_size(n_behaviors),
             n_behaviors=n_behaviors,
-            id_levels=id_levels,
+            id_levels=self.tokenizer_.levels,
             session_wise=self.session_wise,
-            **self.hyperparameters["model"],
+            **(self.model or {}),
         )
+        return GenerativeDecoder(config)
 
-    def fit(self, train: Interactions, valid: Queries) -> GenerativeRecommender:
-        torch.manual_seed(self.seed)
-        n_behaviors = len(train.schema.behaviors)
-        self.tokenizer_ = build_tokenizer(self.ids, train, seed=self.seed, **self.hyperparameters["tokenizer"])
-        self.layout_ = TokenLayout(n_behaviors, self.tokenizer_.token_ids(n_behaviors))
-        config = self._config(self.tokenizer_.vocab_size(n_behaviors), n_behaviors, self.tokenizer_.levels)
-        self.model_ = GenerativeDecoder(config)
-        augmented, _, self.augmentation_ = augment(train, self.augment_times, grid=self.augment_grid, seed=self.seed)
+    def _training_data(
+        self, augmented: Interactions, valid: Queries, config: TrainConfig, rank: int, world: int
+    ) -> TrainingData:
         sequences = training_sequences(augmented, self.max_history)
         samples, _ = validation_samples(valid, self.max_history)
-        train_config = TrainConfig(seed=self.seed, device=self.device, **self.hyperparameters["training"])
-        init_distributed()
-        rank, world = rank_and_world()
-        chunks = np.array_split(np.arange(len(samples)), max(world, len(samples) // train_config.micro_batch))
+        chunks = np.array_split(np.arange(len(samples)), max(world, len(samples) // config.micro_batch))
         valid_batches = [  # under torchrun each rank scores its share; the loss is reduced over ranks
             encode(self.layout_, samples.select(chunk), session_wise=self.session_wise, targets="last")
             for chunk in chunks[rank::world]
         ]
-        self.training_ = train_decoder(
-            self.model_,
+        return TrainingData(
             lambda index: encode(self.layout_, sequences.select(index), session_wise=self.session_wise),
             len(sequences),
             valid_batches,
-            train_config,
         )
-        self.trie_ = PrefixTrie.from_item_tokens(self.layout_.item_tokens, config.vocab_size)
-        return self
 
-    @torch.no_grad()
-    def recommend(self, queries: Queries, k: int) -> Ranking:
-        self.model_.eval()
-        histories = query_histories(queries, self.max_history)
-        results = []
-        for start in range(0, len(queries), self.eval_batch):
-            index = np.arange(start, min(start + self.eval_batch, len(queries)))
-            prompts = encode(
-                self.layout_,
-                histories.select(index),
-                session_wise=self.session_wise,
-                targets="none",
-                prompt_behavior=queries.behavior[index].astype(np.int64),
-            ).to(self.device)
-            items, _ = constrained_beam_search(
-                ModelStepDecoder(self.model_, prompts), self.trie_, num_beams=self.num_beams, top_k=k
-            )
-            results.append(items.cpu().numpy())
-        ranked = np.concatenate(results) if results else np.zeros((0, k), dtype=np.int64)
-        return [row[row >= 0] for row in ranked]
+    def _vocab_size(self) -> int:
+        return self.model_.config.vocab_size
 
-    def save_artifacts(self, folder: Path) -> None:
-        """Store what the run learned beside its result: the item tokenizer (JSON + npy, no pickle)."""
-        self.tokenizer_.save(Path(folder) / "tokenizer")
+    def _prepare(self, queries: Queries) -> Ragged:
+        return query_histories(queries, self.max_history)
 
-    def describe(self) -> dict[str, Any]:
-        """What the result's provenance records about the fitted model."""
-        return {
-            "tokenizer": {"name": self.tokenizer_.name, "codebook_sizes": list(self.tokenizer_.codebook_sizes)}
-            | {k: v for k, v in self.tokenizer_.meta.items() if isinstance(v, int | float | str)},
-            "parameters": self.model_.num_parameters(),
-            "augmentation": str(self.augmentation_),
-            "training": asdict(self.training_),  # every epoch's record and why training stopped
-        }
+    def _step_decoder(self, queries: Queries, index: np.ndarray, prepared: Ragged) -> ModelStepDecoder:
+        prompts = encode(
+            self.layout_,
+            prepared.select(index),
+            session_wise=self.session_wise,
+            targets="none",
+            prompt_behavior=queries.behavior[index].astype(np.int64),
+        ).to(self.device)
+        return ModelStepDecoder(self.model_, prompts)

@@ -76,19 +76,23 @@ class TokenBatch:
 
 @dataclass(frozen=True)
 class Ragged:
-    """Per-sequence interactions, flat: sequence s owns ``offsets[s]:offsets[s + 1]``, oldest first."""
+    """Per-sequence interactions, flat: sequence s owns ``offsets[s]:offsets[s + 1]``, oldest first.
+    ``behavior`` is each interaction's behavior level (`gamer.conversion`'s candidates carry its
+    [MASK] level there); ``label``, where given, says whether a candidate converted (Appendix D)."""
 
     offsets: np.ndarray
     item: np.ndarray
     behavior: np.ndarray
     session: np.ndarray
+    label: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
     def select(self, index: np.ndarray) -> Ragged:
         rows, offsets = gather_ranges(self.offsets[index], self.offsets[index + 1])
-        return Ragged(offsets, self.item[rows], self.behavior[rows], self.session[rows])
+        label = None if self.label is None else self.label[rows]
+        return Ragged(offsets, self.item[rows], self.behavior[rows], self.session[rows], label)
 
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)

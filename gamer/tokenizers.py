@@ -173,6 +173,12 @@ class ItemTokenizer:
         out[found] = order[at[found]]
         return out
 
+    def describe(self) -> dict[str, Any]:
+        """What a result's provenance records of the item IDs a run used: name, codebook sizes and the
+        scalar facts of how they were made (collisions, a fallback to chunked IDs and why)."""
+        scalars = {k: v for k, v in self.meta.items() if isinstance(v, int | float | str)}
+        return {"name": self.name, "codebook_sizes": list(self.codebook_sizes)} | scalars
+
     # -- persistence ---------------------------------------------------------------------------
     def save(self, folder: str | Path) -> Path:
         """Write ``folder/tokenizer.json`` (name, sizes, meta) and ``folder/codes.npy``; return the folder."""

@@ -15,11 +15,11 @@ from gamer.conversion import (
     ConversionLayout,
     GamerConversion,
     GamerConversionNet,
-    Interactions1D,
     conversion_attention,
     encode,
 )
 from gamer.model import DecoderConfig
+from gamer.sequences import Ragged
 from protocols import Interactions, Schema, SessionRule, SessionSplit
 from protocols.conversion import (
     CONVERSION_BEHAVIORS,
@@ -158,10 +158,8 @@ LAYOUT = ConversionLayout(item_tokens=np.array([[4, 7], [5, 8], [6, 9]]), vocab_
 def test_layout_item_tokens_then_behavior_and_mask_blocks_after_the_history():
     # One row: history item 0 (exposure, session 0), item 1 (conversion, session 1); candidates item 2
     # (session 2, converted) and item 0 (session 1, not converted).
-    history = Interactions1D(np.array([0, 2]), np.array([0, 1]), np.array([0, 1]), np.array([0, 1]))
-    candidates = Interactions1D(
-        np.array([0, 2]), np.array([2, 0]), np.full(2, MASK_LEVEL), np.array([2, 1]), np.array([1, 0])
-    )
+    history = Ragged(np.array([0, 2]), np.array([0, 1]), np.array([0, 1]), np.array([0, 1]))
+    candidates = Ragged(np.array([0, 2]), np.array([2, 0]), np.full(2, MASK_LEVEL), np.array([2, 1]), np.array([1, 0]))
     batch = encode(LAYOUT, history, candidates)
     assert batch.tokens[0].tolist() == [4, 7, 1, 5, 8, 2, 6, 9, MASK_TOKEN, 4, 7, MASK_TOKEN]
     assert batch.slots[0].tolist() == [1, 2, 0] * 4
@@ -210,10 +208,10 @@ def test_a_history_behavior_target_is_predicted_without_seeing_its_label(archite
     )
     torch.manual_seed(0)
     net = GamerConversionNet(config, LAYOUT.id_offset).double().eval()
-    candidates = Interactions1D(np.array([0, 1]), np.array([0]), np.full(1, MASK_LEVEL), np.array([2]), np.array([1]))
+    candidates = Ragged(np.array([0, 1]), np.array([0]), np.full(1, MASK_LEVEL), np.array([2]), np.array([1]))
     hidden = []
     for label in (0, 1):
-        history = Interactions1D(np.array([0, 3]), np.array([0, 1, 2]), np.array([0, label, 1]), np.array([0, 1, 1]))
+        history = Ragged(np.array([0, 3]), np.array([0, 1, 2]), np.array([0, label, 1]), np.array([0, 1, 1]))
         batch = encode(LAYOUT, history, candidates, history_behaviors=True)
         assert batch.behavior_mask[0, 4] and batch.labels[0, 4] == label
         with torch.no_grad():

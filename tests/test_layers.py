@@ -45,7 +45,7 @@ def test_the_graph_was_read() -> None:
     assert {"protocols.model", "gamer.model", "baselines.registry", "benchmark.runner", "benchmark.kinds.cost"} <= set(
         GRAPH
     )
-    assert "protocols.model" in GRAPH["gamer.recommender"]  # the parser sees a known edge
+    assert "protocols.model" in GRAPH["gamer.estimator"]  # the parser sees a known edge
 
 
 @pytest.mark.parametrize("module", sorted(GRAPH))
