@@ -1,13 +1,15 @@
-"""Small hand-made inputs shared by several test modules."""
+"""Small hand-made and random inputs shared by several test modules."""
 
 from __future__ import annotations
 
 from typing import Literal
 
 import numpy as np
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from baselines.batch import SequenceBatch
 from benchmark.store import Cell, provenance, save_cell
 from protocols.conversion import ConversionQueries
 from protocols.queries import Queries
@@ -159,3 +161,37 @@ def next_token_loss(
     if reduction == "sum":
         return losses
     return losses / scored.sum().clamp(min=1)
+
+
+def random_sequence_batch(
+    lengths: list[int],
+    n_tokens: int,
+    n_behaviors: int,
+    *,
+    seed: int = 0,
+    width: int | None = None,
+    empty: Literal["first", "last"] | None = None,
+    n_users: int | None = None,
+) -> SequenceBatch:
+    """Random right-padded histories of the given ``lengths`` as a `SequenceBatch`: tokens in
+    ``1 .. n_tokens - 1``, behaviors (level + 1) in ``1 .. n_behaviors``, 0 on padding, padded to ``width``
+    (the longest by default). ``empty`` makes the first or last row the framework's empty history (one
+    pad token, length 1). Users are ``1 .. B``, or drawn from ``1 .. n_users``; targets are drawn too."""
+    generator = torch.Generator().manual_seed(seed)
+    n, width = len(lengths), width or max(lengths)
+    length = torch.tensor(lengths)
+    real = torch.arange(width)[None, :] < length[:, None]
+    item = torch.randint(1, n_tokens, (n, width), generator=generator) * real
+    behavior = torch.randint(1, n_behaviors + 1, (n, width), generator=generator) * real
+    if empty is not None:
+        row = 0 if empty == "first" else n - 1
+        item[row], behavior[row], length[row] = 0, 0, 1
+    user = torch.arange(1, n + 1) if n_users is None else torch.randint(1, n_users + 1, (n,), generator=generator)
+    return SequenceBatch(
+        item=item,
+        behavior=behavior,
+        length=length,
+        user=user,
+        target_item=torch.randint(1, n_tokens, (n,), generator=generator),
+        target_behavior=torch.randint(1, n_behaviors + 1, (n,), generator=generator),
+    )

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from helpers import kill_in_epoch, queries
+from helpers import kill_in_epoch, queries, random_sequence_batch
 from torch import nn
 
 from baselines import registry
@@ -195,19 +195,8 @@ def tiny_split() -> SessionSplit:
 
 
 def _batch(n_tokens: int, seed: int = 0, batch: int = 8, width: int = 6) -> SequenceBatch:
-    gen = torch.Generator().manual_seed(seed)
-    length = torch.randint(1, width + 1, (batch,), generator=gen)
-    real = torch.arange(width)[None] < length[:, None]
-    item = torch.randint(1, n_tokens, (batch, width), generator=gen) * real
-    behavior = torch.randint(1, 4, (batch, width), generator=gen) * real
-    return SequenceBatch(
-        item=item,
-        behavior=behavior,
-        length=length,
-        user=torch.arange(1, batch + 1),
-        target_item=torch.randint(1, n_tokens, (batch,), generator=gen),
-        target_behavior=torch.randint(1, 4, (batch,), generator=gen),
-    )
+    lengths = np.random.default_rng(seed).integers(1, width + 1, size=batch).tolist()
+    return random_sequence_batch(lengths, n_tokens, 3, seed=seed, width=width)
 
 
 @pytest.mark.parametrize("name", ["gru4rec", "sasrec", "bert4rec"])

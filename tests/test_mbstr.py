@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import random_sequence_batch
 
 from baselines.batch import SequenceBatch
 from baselines.mbstr import MBSTR, MultiBehaviorAttention, relative_position_bucket
@@ -30,22 +31,7 @@ def make_model(seed: int = 0, **overrides) -> MBSTR:
 
 def make_batch(lengths: list[int], *, seed: int = 0, empty: bool = False) -> SequenceBatch:
     """Random right-padded histories of the given lengths (the first row empty if ``empty``)."""
-    generator = torch.Generator().manual_seed(seed)
-    n, width = len(lengths), max(lengths)
-    length = torch.tensor(lengths)
-    real = torch.arange(width)[None, :] < length[:, None]
-    item = torch.randint(1, N_TOKENS, (n, width), generator=generator) * real
-    behavior = torch.randint(1, N_BEHAVIORS + 1, (n, width), generator=generator) * real
-    if empty:  # the framework's empty history: one pad token, length 1
-        item[0], behavior[0], length[0] = 0, 0, 1
-    return SequenceBatch(
-        item=item,
-        behavior=behavior,
-        length=length,
-        user=torch.arange(1, n + 1),
-        target_item=torch.randint(1, N_TOKENS, (n,), generator=generator),
-        target_behavior=torch.randint(1, N_BEHAVIORS + 1, (n,), generator=generator),
-    )
+    return random_sequence_batch(lengths, N_TOKENS, N_BEHAVIORS, seed=seed, empty="first" if empty else None)
 
 
 def repad(batch: SequenceBatch, extra: int) -> SequenceBatch:

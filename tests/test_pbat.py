@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from helpers import random_sequence_batch
 
 from baselines.batch import SequenceBatch
 from baselines.pbat import (
@@ -29,25 +30,8 @@ def make_model(seed: int = 0, **overrides: float) -> PBAT:
 
 def make_batch(lengths: list[int], pad_to: int | None = None, seed: int = 1, empty_row: bool = True) -> SequenceBatch:
     """Right-padded random histories; with empty_row the last row is an empty history (one pad, length 1)."""
-    g = torch.Generator().manual_seed(seed)
-    width = pad_to or max(lengths)
-    bsz = len(lengths)
-    item = torch.zeros(bsz, width, dtype=torch.long)
-    behavior = torch.zeros(bsz, width, dtype=torch.long)
-    for row, n in enumerate(lengths):
-        item[row, :n] = torch.randint(1, N_TOKENS, (n,), generator=g)
-        behavior[row, :n] = torch.randint(1, N_BEHAVIORS + 1, (n,), generator=g)
-    length = torch.tensor(lengths)
-    if empty_row:
-        item[-1], behavior[-1], length[-1] = 0, 0, 1
-    return SequenceBatch(
-        item=item,
-        behavior=behavior,
-        length=length,
-        user=torch.randint(1, N_USERS + 1, (bsz,), generator=g),
-        target_item=torch.randint(1, N_TOKENS, (bsz,), generator=g),
-        target_behavior=torch.randint(1, N_BEHAVIORS + 1, (bsz,), generator=g),
-    )
+    empty = "last" if empty_row else None
+    return random_sequence_batch(lengths, N_TOKENS, N_BEHAVIORS, seed=seed, width=pad_to, empty=empty, n_users=N_USERS)
 
 
 def padded(batch: SequenceBatch, extra: int) -> SequenceBatch:
