@@ -5,6 +5,7 @@ The kinds (`benchmark.kinds`) compute their cells from these; the runner schedul
 from __future__ import annotations
 
 import sys
+import time
 from functools import lru_cache
 from typing import Any
 
@@ -59,6 +60,15 @@ def hyperparameters(spec: TableSpec, cell: Cell) -> dict[str, Any]:
 def build_model(spec: TableSpec, cell: Cell) -> Any:
     """The cell's model, built from its row's hyperparameters and its seed (`baselines.registry.ModelEntry.build`)."""
     return registry.get(cell.model).build(hyperparameters(spec, cell), cell.seed)
+
+
+def fitted(spec: TableSpec, cell: Cell, train: Interactions, valid: Any, timings: dict[str, float]) -> Any:
+    """The cell's model (`build_model`) fit on ``train``, selected on ``valid``; ``timings["fit_s"]`` says how long."""
+    model = build_model(spec, cell)
+    start = time.perf_counter()
+    model.fit(train, valid)
+    timings["fit_s"] = time.perf_counter() - start
+    return model
 
 
 def evaluation_queries(split: SessionSplit, evaluation: Evaluation, seed: int) -> tuple[Queries, str]:

@@ -13,7 +13,7 @@ from benchmark.tables import SPECS
 
 def test_every_table_has_a_registered_kind_and_an_unknown_one_is_named():
     assert {spec.kind for spec in SPECS.values()} == set(KINDS)
-    with pytest.raises(ValueError, match=r"table-2: unknown kind 'ranked'; known: dataset-stats, leakage, ranking"):
+    with pytest.raises(ValueError, match=r"table-2: unknown kind 'ranked'; known: conversion, dataset-stats, leakage"):
         kind_of(replace(SPECS["table-2"], kind="ranked"))
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.cells import build_model, load_dataset, rank
+from benchmark.cells import fitted, load_dataset, rank
 from benchmark.document import Document
 from benchmark.kinds.base import Grid, TableKind, evaluation_values
 from benchmark.rows import metric_documents, metric_grid
@@ -38,10 +38,7 @@ class Conversion(TableKind):
         valid, test = conversion_queries(split, "valid"), conversion_queries(split, "test")
         timings["split_s"] = time.perf_counter() - start
         name = split.interactions.schema.name
-        model = build_model(spec, cell)
-        start = time.perf_counter()
-        model.fit(split.train, valid)
-        timings["fit_s"] = time.perf_counter() - start
+        model = fitted(spec, cell, split.train, valid, timings)
         if rank() == 0:
             model.save_artifacts(artifacts)
         start = time.perf_counter()

@@ -3,13 +3,12 @@ in all, and the whole training time), fit on the session-wise training sessions,
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmark.cells import build_model, load_dataset
+from benchmark.cells import fitted, load_dataset
 from benchmark.document import Document
 from benchmark.kinds.base import Grid, TableKind
 from benchmark.rows import (
@@ -81,11 +80,7 @@ class TrainingCostKind(TableKind):
 
     def compute(self, spec: TableSpec, cell: Cell, timings: dict[str, float], artifacts: Path) -> dict[str, Any]:
         split = SessionSplit.from_interactions(load_dataset(cell.dataset))
-        model = build_model(spec, cell)
-        start = time.perf_counter()
-        model.fit(split.train, split.queries("valid"))
-        timings["fit_s"] = time.perf_counter() - start
-        info = model.describe()
+        info = fitted(spec, cell, split.train, split.queries("valid"), timings).describe()
         name = split.interactions.schema.name
         row = TrainingCost.of(info).as_stored()
         return {"dataset_name": name, "row": row, "model": info, "notes": [f"{name}: {split.filter_report}"]}

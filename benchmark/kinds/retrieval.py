@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmark.cells import RANKING_KS, build_model, evaluation_queries, load_dataset, rank, scores
+from benchmark.cells import RANKING_KS, evaluation_queries, fitted, load_dataset, rank, scores
 from benchmark.document import Document
 from benchmark.kinds.base import Grid, TableKind, evaluation_values
 from benchmark.rows import metric_documents, metric_grid
@@ -39,10 +39,7 @@ class Retrieval(TableKind):
         for evaluation, (queries, _) in zip(spec.evaluations, tests, strict=True):
             if len(queries) == 0:
                 raise ValueError(f"{cell.describe()}: no test query for {evaluation.key} on {name}")
-        model = build_model(spec, cell)
-        start = time.perf_counter()
-        model.fit(split.train, valid)
-        timings["fit_s"] = time.perf_counter() - start
+        model = fitted(spec, cell, split.train, valid, timings)
         if rank() == 0:
             model.save_artifacts(artifacts)  # e.g. the item tokenizer, so the run can be reloaded and inspected
         evaluations = {}
