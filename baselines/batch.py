@@ -15,9 +15,11 @@ token per (behavior, item) pair (see `baselines.discriminative.TokenSpace`). Beh
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 
 @dataclass(frozen=True)
@@ -54,3 +56,42 @@ def cloze_mask(candidates: torch.Tensor, slot: torch.Tensor, ratio: float) -> to
     none = ~masked.any(dim=1)
     masked[none, slot[none]] = True
     return masked
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """What PBAT, MBHT and MB-STR are built from alike: the sizes the training log fixes (``n_tokens``
+    with padding, behaviors, users, the longest history) and the Transformer hyperparameters their
+    profiles name the same way, after the authors' configs. Each model takes its own beside it."""
+
+    n_tokens: int
+    n_behaviors: int
+    n_users: int
+    max_len: int
+    hidden_size: int = 64
+    n_layers: int = 2
+    n_heads: int = 2
+    inner_size: int = 256
+    dropout: float = 0.2
+    layer_norm_eps: float = 1e-12
+    mask_ratio: float = 0.2
+
+
+class SequentialModule(nn.Module):
+    """A sequential baseline's network under the `SequenceBatch` contract (``loss``, ``scores``), built by
+    `baselines.discriminative.SequentialRecommender` from the log's sizes and its row's hyperparameters."""
+
+    @classmethod
+    def build(cls, **arguments: Any) -> SequentialModule:
+        """The network from ``n_tokens``, ``n_behaviors``, ``n_users``, ``max_len`` and its hyperparameters."""
+        return cls(**arguments)
+
+
+class EncoderModule(SequentialModule):
+    """A network built from an `EncoderConfig` and its own keyword arguments (PBAT, MBHT, MB-STR)."""
+
+    @classmethod
+    def build(cls, **arguments: Any) -> EncoderModule:
+        shared = {f.name for f in fields(EncoderConfig)}
+        encoder = EncoderConfig(**{k: v for k, v in arguments.items() if k in shared})
+        return cls(encoder, **{k: v for k, v in arguments.items() if k not in shared})

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from baselines.batch import SequenceBatch
+from baselines.batch import SequenceBatch, SequentialModule
 from gamer import checkpoint
 from gamer.training import (
     STOP_EPOCH_CAP,
@@ -393,7 +393,7 @@ class SequentialRecommender(DiscriminativeRecommender):
         for key in ("architecture", "behavior_as_token"):
             self.model_hyperparameters.pop(key)
 
-    def module_class(self) -> type[nn.Module]:
+    def module_class(self) -> type[SequentialModule]:
         module, _, name = self.architecture.partition(":")
         return getattr(importlib.import_module(module), name)
 
@@ -407,7 +407,7 @@ class SequentialRecommender(DiscriminativeRecommender):
         self.train_tokens_ = self.tokens_.encode(train.item, train.behavior)
         self.train_levels_ = train.behavior
         self.train_user_ = train.user
-        return self.module_class()(
+        return self.module_class().build(
             n_tokens=self.tokens_.n_tokens,
             n_behaviors=self.n_behaviors_,
             n_users=train.n_users,

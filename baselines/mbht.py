@@ -76,7 +76,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.batch import SequenceBatch
+from baselines.batch import EncoderConfig, EncoderModule, SequenceBatch
 
 ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
 NEGATIVE_SIMILARITY = 0.01  # both codes replace negative cosine similarities by this small positive weight
@@ -310,32 +310,25 @@ def last_true(mask: torch.Tensor, n: int) -> torch.Tensor:
 # ---- the model ----------------------------------------------------------------------------------------------
 
 
-class MBHT(nn.Module):
-    """MBHT with a Cloze loss and [MASK]-slot scoring; see the module docstring."""
+class MBHT(EncoderModule):
+    """MBHT with a Cloze loss and [MASK]-slot scoring; see the module docstring. Built from an
+    `EncoderConfig` and its own arguments (`MBHT.build(**arguments)` from flat keyword arguments)."""
 
     def __init__(
         self,
+        encoder: EncoderConfig,
         *,
-        n_tokens: int,
-        n_behaviors: int,
-        n_users: int,
-        max_len: int,
-        hidden_size: int = 64,
-        n_layers: int = 2,
-        n_heads: int = 2,
-        inner_size: int = 256,
-        dropout: float = 0.5,
         hidden_act: str = "gelu",
-        layer_norm_eps: float = 1e-12,
         hyper_len: int = 6,
         scales: tuple[int, int, int] | list[int] = (5, 4, 20),
-        mask_ratio: float = 0.2,
         metric_channels: int = 2,
         hypergraph_dropout: float = 0.2,
         window_before: int = 10,
         window_after: int = 6,
     ):
         super().__init__()
+        e = encoder
+        n_tokens, max_len, hidden_size = e.n_tokens, e.max_len, e.hidden_size
         width = max_len + 1  # the history plus the appended [MASK] / target slot
         if len(scales) != 3 or min(scales) < 1:
             raise ValueError(f"scales must be three positive ints [rank, coarse1, coarse2], got {list(scales)}")
@@ -347,18 +340,20 @@ class MBHT(nn.Module):
             )
         if hidden_act not in ACTIVATIONS:
             raise ValueError(f"hidden_act must be one of {sorted(ACTIVATIONS)}, got {hidden_act!r}")
-        self.n_tokens, self.max_len, self.width, self.mask_ratio = n_tokens, max_len, width, mask_ratio
-        self.loss_slots = max(1, int(mask_ratio * max_len))  # per sequence, as both codes (module docstring)
+        self.n_tokens, self.max_len, self.width, self.mask_ratio = n_tokens, max_len, width, e.mask_ratio
+        self.loss_slots = max(1, int(e.mask_ratio * max_len))  # per sequence, as both codes (module docstring)
         self.mask_token = n_tokens  # the [MASK] row is the extra last row of the item table
         self.item_embedding = nn.Embedding(n_tokens + 1, hidden_size)
         self.position_embedding = nn.Embedding(width, hidden_size)
-        self.behavior_embedding = nn.Embedding(n_behaviors + 1, hidden_size)  # 0 = padding or hidden by the mask
-        self.embedding_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
-        self.embedding_dropout = nn.Dropout(dropout)
+        self.behavior_embedding = nn.Embedding(e.n_behaviors + 1, hidden_size)  # 0 = padding or hidden by the mask
+        self.embedding_norm = nn.LayerNorm(hidden_size, eps=e.layer_norm_eps)
+        self.embedding_dropout = nn.Dropout(e.dropout)
         scales = (int(scales[0]), int(scales[1]), int(scales[2]))
         self.layers = nn.ModuleList(
-            MultiScaleLayer(width, hidden_size, n_heads, inner_size, hidden_act, dropout, layer_norm_eps, scales)
-            for _ in range(n_layers)
+            MultiScaleLayer(
+                width, hidden_size, e.n_heads, e.inner_size, hidden_act, e.dropout, e.layer_norm_eps, scales
+            )
+            for _ in range(e.n_layers)
         )
         self.hypergraph = HypergraphBranch(
             width, hidden_size, hyper_len, metric_channels, hypergraph_dropout, window_before, window_after

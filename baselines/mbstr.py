@@ -74,7 +74,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from baselines.batch import SequenceBatch, cloze_mask
+from baselines.batch import EncoderConfig, EncoderModule, SequenceBatch, cloze_mask
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}
 
@@ -243,42 +243,42 @@ class CGCHead(nn.Module):
         return h + self.norm((gate[:, :, None] * experts).sum(1))
 
 
-class MBSTR(nn.Module):
-    """MB-STR over right-padded histories (module docstring); ``loss`` and ``scores`` per the batch contract."""
+class MBSTR(EncoderModule):
+    """MB-STR over right-padded histories (module docstring); ``loss`` and ``scores`` per the batch contract.
+    Built from an `EncoderConfig` and its own arguments (`MBSTR.build(**arguments)` from flat ones)."""
 
     def __init__(
         self,
+        encoder: EncoderConfig,
         *,
-        n_tokens: int,
-        n_behaviors: int,
-        n_users: int,
-        max_len: int,
-        hidden_size: int = 64,
-        n_layers: int = 2,
-        n_heads: int = 2,
-        inner_size: int = 256,
-        dropout: float = 0.2,
         hidden_act: str = "relu",
-        layer_norm_eps: float = 1e-12,
         initializer_range: float = 0.02,
-        mask_ratio: float = 0.2,
         num_buckets: int = 32,
         max_distance: int = 40,
         n_shared_experts: int = 3,
         n_specific_experts: int = 1,
     ) -> None:
         super().__init__()
-        self.n_tokens, self.n_behaviors, self.max_len = n_tokens, n_behaviors, max_len
+        e = encoder
+        n_tokens, n_behaviors, hidden_size = e.n_tokens, e.n_behaviors, e.hidden_size
+        self.n_tokens, self.n_behaviors, self.max_len = n_tokens, n_behaviors, e.max_len
         self.mask_token = n_tokens  # one extra embedding row; never a prediction target
-        self.mask_ratio, self.num_buckets, self.max_distance = mask_ratio, num_buckets, max_distance
+        self.mask_ratio, self.num_buckets, self.max_distance = e.mask_ratio, num_buckets, max_distance
         self.initializer_range = initializer_range
         self.item_embedding = nn.Embedding(n_tokens + 1, hidden_size, padding_idx=0)
-        self.dropout = nn.Dropout(dropout)
-        self.layers = nn.ModuleList(
-            MBSTRLayer(hidden_size, n_heads, inner_size, n_behaviors, dropout, hidden_act, layer_norm_eps, num_buckets)
-            for _ in range(n_layers)
+        self.dropout = nn.Dropout(e.dropout)
+        layer = (
+            hidden_size,
+            e.n_heads,
+            e.inner_size,
+            n_behaviors,
+            e.dropout,
+            hidden_act,
+            e.layer_norm_eps,
+            num_buckets,
         )
-        self.head = CGCHead(hidden_size, n_behaviors, n_shared_experts, n_specific_experts, layer_norm_eps)
+        self.layers = nn.ModuleList(MBSTRLayer(*layer) for _ in range(e.n_layers))
+        self.head = CGCHead(hidden_size, n_behaviors, n_shared_experts, n_specific_experts, e.layer_norm_eps)
         self.apply(self._init_weights)
 
     def _init_weights(self, module: nn.Module) -> None:

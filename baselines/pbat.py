@@ -83,7 +83,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.batch import SequenceBatch, cloze_mask
+from baselines.batch import EncoderConfig, EncoderModule, SequenceBatch, cloze_mask
 
 MIN_COV = 1e-8  # covariance floor before 1/c and sqrt(c); see the module docstring
 
@@ -306,39 +306,28 @@ class WassersteinHead(nn.Module):
         return neg_wasserstein(out, items)
 
 
-class PBAT(nn.Module):
-    """PBAT as a Cloze model: `loss` masks history + target; `scores` appends a [MASK] slot of the queried behavior."""
+class PBAT(EncoderModule):
+    """PBAT as a Cloze model: `loss` masks history + target; `scores` appends a [MASK] slot of the queried behavior.
+    Built from an `EncoderConfig` alone (`PBAT.build(**arguments)` from flat keyword arguments)."""
 
-    def __init__(
-        self,
-        *,
-        n_tokens: int,
-        n_behaviors: int,
-        n_users: int,
-        max_len: int,
-        hidden_size: int = 64,
-        n_layers: int = 2,
-        n_heads: int = 2,
-        inner_size: int = 256,
-        dropout: float = 0.2,
-        mask_ratio: float = 0.2,
-        layer_norm_eps: float = 1e-12,
-    ) -> None:
+    def __init__(self, encoder: EncoderConfig) -> None:
         super().__init__()
-        self.n_tokens, self.n_behaviors, self.max_len = n_tokens, n_behaviors, max_len
+        e = encoder
+        n_tokens, n_behaviors = e.n_tokens, e.n_behaviors
+        self.n_tokens, self.n_behaviors, self.max_len = n_tokens, n_behaviors, e.max_len
         self.mask_token = n_tokens  # extra row of the item tables
-        self.mask_ratio = mask_ratio
-        hidden, eps = hidden_size, layer_norm_eps
+        self.mask_ratio = e.mask_ratio
+        hidden, dropout, eps = e.hidden_size, e.dropout, e.layer_norm_eps
         self.item = GaussianEmbedding(n_tokens + 1, hidden, dropout, eps)
         self.behavior = GaussianEmbedding(n_behaviors + 1, hidden, dropout, eps)
-        self.user = GaussianEmbedding(n_users + 1, hidden, dropout, eps)
+        self.user = GaussianEmbedding(e.n_users + 1, hidden, dropout, eps)
         self.relation = GaussianEmbedding(n_behaviors * n_behaviors + 1, hidden, dropout, eps)  # row 0 unused
-        self.pos_m = nn.Embedding(max_len + 1, hidden)  # + 1: the appended target / [MASK] slot
-        self.pos_c = nn.Embedding(max_len + 1, hidden)
+        self.pos_m = nn.Embedding(e.max_len + 1, hidden)  # + 1: the appended target / [MASK] slot
+        self.pos_c = nn.Embedding(e.max_len + 1, hidden)
         self.w_ub = nn.Linear(hidden, hidden)  # behavior mean -> pattern space (W_ub)
         self.w_pub = nn.Linear(hidden, hidden)  # pattern mean -> output space (W_Pub)
         self.layers = nn.ModuleList(
-            PBATLayer(hidden, n_heads, inner_size, n_behaviors, dropout, eps) for _ in range(n_layers)
+            PBATLayer(hidden, e.n_heads, e.inner_size, n_behaviors, dropout, eps) for _ in range(e.n_layers)
         )
         self.head = WassersteinHead(hidden)
         self.apply(self._init_weights)

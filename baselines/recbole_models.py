@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from baselines.batch import SequenceBatch, cloze_mask
+from baselines.batch import SequenceBatch, SequentialModule, cloze_mask
 
 _RECBOLE_FIELDS = {
     "USER_ID_FIELD": "user_id",
@@ -72,7 +72,7 @@ class _ItemCount:
         return self.n_items
 
 
-class RecBoleSequential(nn.Module):
+class RecBoleSequential(SequentialModule):
     """A RecBole next-item model (GRU4Rec, SASRec) behind the `SequenceBatch` contract.
 
     Its input is the item tokens only: behaviors, users and the queried behavior are not seen

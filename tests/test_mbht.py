@@ -27,7 +27,7 @@ def assert_near(actual: torch.Tensor, expected: torch.Tensor, atol: float = 1e-5
 
 def make_model(seed: int = 0, **overrides) -> MBHT:
     torch.manual_seed(seed)
-    return MBHT(n_tokens=N_TOKENS, n_behaviors=N_BEHAVIORS, n_users=10, max_len=MAX_LEN, **(SMALL | overrides))
+    return MBHT.build(n_tokens=N_TOKENS, n_behaviors=N_BEHAVIORS, n_users=10, max_len=MAX_LEN, **(SMALL | overrides))
 
 
 def make_batch(rows: list[list[tuple[int, int]]], width: int | None = None, targets: list[int] | None = None):
@@ -146,7 +146,7 @@ def test_loss_decreases_on_a_fixed_batch():
 
 def test_width_must_be_divisible_by_the_coarse_scales():
     with pytest.raises(ValueError, match="use max_len = 59"):
-        MBHT(n_tokens=N_TOKENS, n_behaviors=N_BEHAVIORS, n_users=10, max_len=50, scales=[5, 4, 20])
+        MBHT.build(n_tokens=N_TOKENS, n_behaviors=N_BEHAVIORS, n_users=10, max_len=50, scales=[5, 4, 20])
 
 
 def test_hypergraph_incidence_by_hand():

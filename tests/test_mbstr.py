@@ -26,7 +26,7 @@ SMALL = {"hidden_size": 16, "n_layers": 2, "n_heads": 2, "inner_size": 32}
 
 def make_model(seed: int = 0, **overrides) -> MBSTR:
     torch.manual_seed(seed)
-    return MBSTR(n_tokens=N_TOKENS, n_behaviors=N_BEHAVIORS, n_users=10, max_len=MAX_LEN, **(SMALL | overrides))
+    return MBSTR.build(n_tokens=N_TOKENS, n_behaviors=N_BEHAVIORS, n_users=10, max_len=MAX_LEN, **(SMALL | overrides))
 
 
 def make_batch(lengths: list[int], *, seed: int = 0, empty: bool = False) -> SequenceBatch:
@@ -176,7 +176,7 @@ def test_loss_decreases_on_a_fixed_batch() -> None:
 @pytest.mark.parametrize("n_behaviors", [1, 3])
 def test_behavior_conditioning(n_behaviors: int) -> None:
     torch.manual_seed(0)
-    model = MBSTR(n_tokens=N_TOKENS, n_behaviors=n_behaviors, n_users=10, max_len=MAX_LEN, **SMALL)
+    model = MBSTR.build(n_tokens=N_TOKENS, n_behaviors=n_behaviors, n_users=10, max_len=MAX_LEN, **SMALL)
     batch = make_batch(LENGTHS)
     batch = SequenceBatch(
         batch.item,
@@ -200,4 +200,4 @@ def test_profiles_build_the_model() -> None:
     for profile in profiles.values():
         assert training <= set(profile)
         model_keys = {k: v for k, v in profile.items() if k not in training}
-        MBSTR(n_tokens=N_TOKENS, n_behaviors=N_BEHAVIORS, n_users=10, max_len=profile["max_len"], **model_keys)
+        MBSTR.build(n_tokens=N_TOKENS, n_behaviors=N_BEHAVIORS, n_users=10, max_len=profile["max_len"], **model_keys)

@@ -25,7 +25,9 @@ SMALL = dict(hidden_size=16, n_layers=2, n_heads=2, inner_size=32, dropout=0.2, 
 
 def make_model(seed: int = 0, **overrides: float) -> PBAT:
     torch.manual_seed(seed)
-    return PBAT(n_tokens=N_TOKENS, n_behaviors=N_BEHAVIORS, n_users=N_USERS, max_len=MAX_LEN, **{**SMALL, **overrides})
+    return PBAT.build(
+        n_tokens=N_TOKENS, n_behaviors=N_BEHAVIORS, n_users=N_USERS, max_len=MAX_LEN, **{**SMALL, **overrides}
+    )
 
 
 def make_batch(lengths: list[int], pad_to: int | None = None, seed: int = 1, empty_row: bool = True) -> SequenceBatch:
