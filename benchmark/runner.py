@@ -69,11 +69,12 @@ class RunReport:
 def cell_config(spec: TableSpec, cell: Cell, precision: str = "fp32") -> dict[str, Any]:
     """What decides a cell's result: a stored cell is reused only when its configuration equals this.
     A precision other than fp32 (bf16 on CUDA) is part of it; fp32, the CPU's, is left implicit."""
+    kind = kind_of(spec)
     config: dict[str, Any] = {"table": spec.id, "kind": spec.kind, "dataset": dataset_identity(cell.dataset)}
-    if kind_of(spec).trains:
+    if kind.trains:
         config |= {"precision": precision} if precision != "fp32" else {}
         config |= {
-            "evaluations": [e.key for e in spec.evaluations] if kind_of(spec).metric_rows else [],
+            "evaluations": [e.key for e in spec.evaluations] if kind.metric_rows else [],
             "model": cell.model,
             "variant": cell.variant,
             "profile": cell.profile,
@@ -81,7 +82,7 @@ def cell_config(spec: TableSpec, cell: Cell, precision: str = "fp32") -> dict[st
         }
         source = registry.get(cell.model).source
         config |= {"source": source} if source != "built-in" else {}  # a plugin's version: never reuse older
-        config |= kind_of(spec).config(spec)
+        config |= kind.config(spec)
     return config
 
 
@@ -208,7 +209,8 @@ def run_cell(spec: TableSpec, cell: Cell, root: Path, options: CellOptions = Cel
     ``options.precision`` (fp32 when unresolved), recorded in its provenance."""
     precision = options.precision or "fp32"
     config = cell_config(spec, cell, precision)
-    trains = kind_of(spec).trains and bool(cell.model)
+    models = kind_of(spec).trains
+    trains = models and bool(cell.model)
     if trains:  # resumable under any commit that leaves the training code as it was
         what = {"training": _training_identity(config), "training_code": training_code_version()}
     else:
@@ -216,8 +218,8 @@ def run_cell(spec: TableSpec, cell: Cell, root: Path, options: CellOptions = Cel
     key = json.dumps(what, sort_keys=True, default=str)
     path = checkpoint_path(cell, root)
     lent = _borrow_checkpoint(spec, cell, root, key, path) if trains and not path.exists() else None
-    numerics = precision_context(precision) if kind_of(spec).trains else nullcontext()
-    events = tensorboard_folder(cell, options.tensorboard) if options.tensorboard and kind_of(spec).trains else None
+    numerics = precision_context(precision) if models else nullcontext()
+    events = tensorboard_folder(cell, options.tensorboard) if options.tensorboard and models else None
     with checkpointing(path, key, options.checkpoint_minutes) as saver, numerics, tensorboard(events):
         notes = _compute_and_store(spec, cell, root, config, saver, precision, lent)
     if lent is not None:
