@@ -154,7 +154,8 @@ def metric_documents(spec: TableSpec, cells: list[dict], protocol: str) -> list[
             f"Datasets: {', '.join(datasets)} (paper: {spec.paper_dataset})",
             protocol,
             f"Profile: {profile}; seeds: {', '.join(map(str, sorted(seeds))) or '-'}",
-        ] + training_legend(profile, rows)
+        ]
+        header += seeds_line(rows) + training_legend(profile, rows)
         header += _cid_fallbacks(by_profile[profile]) + trained_elsewhere_line(by_profile[profile])
         header += code_versions_line(by_profile[profile])
         if any("vs_paper" in row for row in rows):
@@ -305,6 +306,24 @@ def trained_elsewhere_line(cells: list[dict]) -> list[str]:
             if source:
                 found.append(f"{row_key(cell['cell'])} ({how} {source['table']} {row_key(source)})")
     return [f"Trained for another table: {'; '.join(sorted(found))}"] if found else []
+
+
+def seeds_line(rows: list[dict[str, Any]]) -> list[str]:
+    """A header line per dataset whose rows did not all run the same seeds, saying which rows ran which: a
+    row's value (and its interval) is then a mean over a different number of trainings than its neighbours'."""
+    by_dataset: dict[str, dict[tuple[int, ...], list[str]]] = defaultdict(lambda: defaultdict(list))
+    for row in rows:
+        if row.get("seeds"):
+            names = by_dataset[row["dataset"]][tuple(row["seeds"])]
+            if row["label"] not in names:  # a row appears once per evaluation
+                names.append(row["label"])
+    lines = []
+    for dataset, by_seeds in by_dataset.items():
+        if len(by_seeds) > 1:
+            ordered = sorted(by_seeds.items())
+            groups = "; ".join(f"{', '.join(map(str, seeds))}: {', '.join(names)}" for seeds, names in ordered)
+            lines.append(f"Seeds differ by row on {dataset}: {groups}")
+    return lines
 
 
 def code_versions_line(cells: list[dict]) -> list[str]:

@@ -104,6 +104,20 @@ def test_a_row_stopped_at_the_epoch_cap_is_marked_outside_smoke(tmp_path):
     assert gru["stopped_by"] == {"0": "patience", "1": "epoch cap"}
 
 
+def test_the_header_says_which_rows_ran_which_seeds_when_they_differ(tmp_path):
+    for seed in (0, 1, 2):
+        _store_trained(tmp_path, "sasrec", "cpu", seed, "patience", 0.2)
+    _store_trained(tmp_path, "gru4rec", "cpu", 0, "patience", 0.1)
+    _store_trained(tmp_path, "mbht", "cpu", 0, "patience", 0.1)
+    (doc,) = documents_for(SPECS["table-2"], tmp_path)
+    assert "Seeds differ by row on synthetic: 0: GRU4Rec, MBHT; 0, 1, 2: SASRec" in doc.header
+    for seed in (1, 2):
+        _store_trained(tmp_path, "gru4rec", "cpu", seed, "patience", 0.1)
+        _store_trained(tmp_path, "mbht", "cpu", seed, "patience", 0.1)
+    (doc,) = documents_for(SPECS["table-2"], tmp_path)
+    assert not any(line.startswith("Seeds differ") for line in doc.header)
+
+
 def test_smoke_tables_say_they_are_pipeline_checks(tmp_path):
     _store_trained(tmp_path, "sasrec", "smoke", 0, "epoch cap", 0.2)
     (doc,) = documents_for(SPECS["table-2"], tmp_path)
