@@ -209,8 +209,8 @@ def run_cell(spec: TableSpec, cell: Cell, root: Path, options: CellOptions = Cel
     ``options.precision`` (fp32 when unresolved), recorded in its provenance."""
     precision = options.precision or "fp32"
     config = cell_config(spec, cell, precision)
-    models = kind_of(spec).trains
-    trains = models and bool(cell.model)
+    kind_trains = kind_of(spec).trains  # the table's kind trains models; `trains`: this cell does
+    trains = kind_trains and bool(cell.model)
     if trains:  # resumable under any commit that leaves the training code as it was
         what = {"training": _training_identity(config), "training_code": training_code_version()}
     else:
@@ -218,8 +218,8 @@ def run_cell(spec: TableSpec, cell: Cell, root: Path, options: CellOptions = Cel
     key = json.dumps(what, sort_keys=True, default=str)
     path = checkpoint_path(cell, root)
     lent = _borrow_checkpoint(spec, cell, root, key, path) if trains and not path.exists() else None
-    numerics = precision_context(precision) if models else nullcontext()
-    events = tensorboard_folder(cell, options.tensorboard) if options.tensorboard and models else None
+    numerics = precision_context(precision) if kind_trains else nullcontext()
+    events = tensorboard_folder(cell, options.tensorboard) if options.tensorboard and kind_trains else None
     with checkpointing(path, key, options.checkpoint_minutes) as saver, numerics, tensorboard(events):
         notes = _compute_and_store(spec, cell, root, config, saver, precision, lent)
     if lent is not None:
